@@ -1,0 +1,108 @@
+"""Safe writing of results: atomic files, whole folders, and the manifest.
+
+Every file is written to a temporary name in the same folder and renamed into
+place (``os.replace`` is atomic on POSIX), so a reader never sees half a CSV
+and a killed command leaves either the old file or the new one.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import pandas as pd
+
+from .errors import GradlabError
+
+CSV_FLOAT_FORMAT = "%.17g"  # round-trips float64 exactly
+
+
+def atomic_write_text(path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_csv(path, table: pd.DataFrame) -> None:
+    """Write a table as CSV atomically, floats at full precision."""
+    atomic_write_text(path, table.to_csv(index=False, float_format=CSV_FLOAT_FORMAT))
+
+
+def write_json(path, data: dict) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def check_new_folder(out, force: bool) -> Path:
+    """Refuse an existing, non-empty results folder unless ``force``."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise GradlabError(f"output path {str(out)!r} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise GradlabError(f"output folder {str(out)!r} already exists; pass --force to replace it")
+    return out
+
+
+@contextmanager
+def results_folder(out, force: bool = False):
+    """Build a results folder in a temporary sibling and move it into place.
+
+    Yields the temporary folder; on success it replaces ``out`` (the old
+    folder, with ``force``, is removed only after the new one is complete).
+    On any error the temporary folder is removed and ``out`` is untouched.
+    """
+    out = check_new_folder(out, force)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    try:
+        yield tmp
+        old = None
+        if out.exists():
+            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+            os.replace(out, old)
+        os.replace(tmp, out)
+        if old is not None:
+            shutil.rmtree(old)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of gradlab, Python and the libraries that shape its numbers."""
+    from . import __version__
+
+    versions = {"gradlab": __version__, "python": platform.python_version()}
+    for name in ("numpy", "scipy", "pandas", "matplotlib", "click"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def manifest(kind: str, config: dict, **extra) -> dict:
+    """Provenance record written beside every result as ``manifest.json``."""
+    return {
+        "kind": kind,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
+        "config": config,
+        "versions": package_versions(),
+        **extra,
+    }

@@ -1,0 +1,159 @@
+"""One analysis run: config → weights and inputs → trace → tidy tables.
+
+This is what ``gradlab run`` does, as a function a notebook can call::
+
+    result = gradlab.analyse(gradlab.RunConfig(hidden=64, radius=1.5))
+    result.tables["norms"]          # pandas DataFrame, one row per (seq, t, k)
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .bptt import output_errors
+from .config import RunConfig
+from .gradient_norms import log_loss_grad_norms
+from .init import init_params
+from .jacobian_norms import JacobianNorms, fit_growth_rate, jacobian_norms
+from .params import RNNParams
+from .results import manifest, results_folder, write_csv, write_json
+from .rnn import check_inputs, forward
+from .spectrum import sigma_max, spectral_radius, spectrum_table
+from .trace import Trace
+from .weights import load_inputs, load_weights
+
+LOG10_E = np.log10(np.e)
+
+
+@dataclass(frozen=True)
+class Model:
+    """A concrete run: the effective config, parameters, inputs and targets."""
+
+    config: RunConfig
+    params: RNNParams
+    x: np.ndarray
+    y: np.ndarray
+
+
+def build_model(config: RunConfig) -> Model:
+    """Draw (or load) weights, inputs and targets for ``config``.
+
+    Weights, inputs and targets come from three independent streams spawned
+    from ``config.seed``, so changing e.g. the radius leaves inputs unchanged.
+    A weights file fixes ``hidden``/``inputs`` and an input file fixes
+    ``steps``/``batch``/``tokens``; the returned config says what was used.
+    """
+    w_rng, x_rng, y_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(3))
+    if config.weights is not None:
+        params = load_weights(config.weights, w_rng, config.outputs)
+    else:
+        params = init_params(config.hidden, config.inputs, config.outputs, config.init, config.radius,
+                             w_rng, config.scale_by, config.input_scale)
+    if config.input_seq is not None:
+        x = check_inputs(load_inputs(config.input_seq), params.d)
+    elif config.tokens:
+        x = x_rng.integers(0, params.d, size=(config.batch, config.steps))
+    else:
+        x = x_rng.standard_normal((config.batch, config.steps, params.d))
+    tokens = bool(np.issubdtype(x.dtype, np.integer))
+    config = dataclasses.replace(config, hidden=params.n, inputs=params.d, outputs=params.m,
+                                 steps=x.shape[1], batch=x.shape[0], tokens=tokens)
+    y = random_targets(y_rng, config.loss_name, config.loss_steps, x.shape[0], x.shape[1], params.m)
+    return Model(config, params, x, y)
+
+
+def random_targets(rng, loss: str, loss_steps: str, B: int, T: int, m: int) -> np.ndarray:
+    """Targets for a loss when there is no task: uniform classes or N(0, 1) values."""
+    shape = (B, T) if loss_steps == "all" else (B,)
+    return rng.integers(0, m, size=shape) if loss == "xent" else rng.standard_normal(shape + (m,))
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Everything one analysis run measured.
+
+    Attributes
+    ----------
+    model : Model
+    trace : Trace
+    norms : JacobianNorms
+    log_grad_norms : (B, T + 1) ln ‖∂L/∂h_k‖
+    summary : dict
+        ``rho``, ``sigma_max``, ``gamma_h``, ``growth_rate`` (fitted nats per
+        step), ``bound_rate`` = ln(σ_max γ_h), ``asymptotic_rate`` = ln ρ, ``loss``.
+    tables : dict[str, pandas.DataFrame]
+        ``norms``, ``spectrum``, ``grads`` — the CSVs of ``gradlab run``.
+    """
+
+    model: Model
+    trace: Trace
+    norms: JacobianNorms
+    log_grad_norms: np.ndarray
+    summary: dict
+    tables: dict
+
+
+def analyse(config: RunConfig) -> RunResult:
+    """Run the instrumented forward pass and every analysis of ``gradlab run``."""
+    model = build_model(config)
+    cfg, params = model.config, model.params
+    trace = forward(params, model.x, cfg.activation)
+    norms = jacobian_norms(trace, cfg.pairs)
+    loss, _, direct = output_errors(params, trace, model.y, cfg.loss_name, cfg.loss_steps)
+    log_grads = log_loss_grad_norms(trace, direct)
+    rho, smax, gamma = spectral_radius(params.W_hh), sigma_max(params.W_hh), trace.activation.gamma
+    summary = {
+        "rho": rho,
+        "sigma_max": smax,
+        "gamma_h": gamma,
+        "growth_rate": fit_growth_rate(norms.lag, norms.log_norm),
+        "bound_rate": float(np.log(smax * gamma)),
+        "asymptotic_rate": float(np.log(rho)),
+        "loss": loss,
+    }
+    tables = {
+        "norms": norms_table(norms, smax * gamma, rho),
+        "spectrum": spectrum_table(params.W_hh),
+        "grads": grads_table(log_grads),
+    }
+    return RunResult(model, trace, norms, log_grads, summary, tables)
+
+
+def norms_table(norms: JacobianNorms, bound_factor: float, rho: float) -> pd.DataFrame:
+    """Long table: ``seq, t, k, lag, log10_norm, log10_bound, log10_rate``."""
+    B, P = norms.log_norm.shape
+    lag = np.tile(norms.lag, B)
+    return pd.DataFrame({
+        "seq": np.repeat(np.arange(B), P),
+        "t": np.tile(norms.t, B),
+        "k": np.tile(norms.k, B),
+        "lag": lag,
+        "log10_norm": norms.log_norm.ravel() * LOG10_E,
+        "log10_bound": lag * np.log10(bound_factor),
+        "log10_rate": lag * np.log10(rho),
+    })
+
+
+def grads_table(log_grad_norms: np.ndarray) -> pd.DataFrame:
+    """Long table: ``seq, k, log10_grad_norm`` (‖∂L/∂h_k‖₂)."""
+    B, K = log_grad_norms.shape
+    return pd.DataFrame({
+        "seq": np.repeat(np.arange(B), K),
+        "k": np.tile(np.arange(K), B),
+        "log10_grad_norm": log_grad_norms.ravel() * LOG10_E,
+    })
+
+
+def write_run(result: RunResult, out, force: bool = False) -> None:
+    """Write ``norms.csv``, ``spectrum.csv``, ``grads.csv`` and ``manifest.json`` into ``out``.
+
+    The folder appears complete or not at all; an existing one is refused
+    unless ``force``.
+    """
+    with results_folder(out, force) as tmp:
+        for name, table in result.tables.items():
+            write_csv(tmp / f"{name}.csv", table)
+        write_json(tmp / "manifest.json", manifest("run", result.model.config.to_dict(), summary=result.summary))

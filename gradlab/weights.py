@@ -1,0 +1,95 @@
+"""Weights and input files shared with PyTorch.
+
+Weights are ``.npz`` files with PyTorch ``nn.RNN`` state-dict names, so a
+network trained elsewhere can be analysed::
+
+    np.savez("rnn.npz", **{k: v.numpy() for k, v in rnn.state_dict().items()})
+
+=================  =======  ==========================================
+key                shape    meaning
+=================  =======  ==========================================
+``weight_ih_l0``   (n, d)   W_xh (required)
+``weight_hh_l0``   (n, n)   W_hh (required)
+``bias_ih_l0``     (n,)     added to b_h (optional, default 0)
+``bias_hh_l0``     (n,)     added to b_h (optional, default 0)
+``fc.weight``      (m, n)   read-out W_hy (optional; random if absent)
+``fc.bias``        (m,)     read-out b_y (optional, default 0)
+=================  =======  ==========================================
+"""
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .errors import GradlabError
+from .params import RNNParams
+
+REQUIRED = ("weight_ih_l0", "weight_hh_l0")
+
+
+def load_weights(path, rng: np.random.Generator | None = None, m: int | None = None) -> RNNParams:
+    """Read RNN parameters from a PyTorch-named ``.npz`` file.
+
+    A missing read-out (``fc.weight``) is drawn N(0, 1/n) from ``rng`` with
+    ``m`` outputs (default: d).
+    """
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: np.asarray(f[k], dtype=np.float64) for k in f.files}
+    except FileNotFoundError:
+        raise GradlabError(f"weights file {str(path)!r} does not exist") from None
+    except (OSError, ValueError, zipfile.BadZipFile) as e:
+        raise GradlabError(f"cannot read weights file {str(path)!r}: {e}") from None
+    missing = [k for k in REQUIRED if k not in arrays]
+    if missing:
+        raise GradlabError(f"weights file {str(path)!r} lacks {', '.join(missing)} (has: {', '.join(sorted(arrays)) or 'nothing'})")
+    W_xh, W_hh = arrays["weight_ih_l0"], arrays["weight_hh_l0"]
+    if W_hh.ndim != 2 or W_hh.shape[0] != W_hh.shape[1]:
+        raise GradlabError(f"weight_hh_l0 in {str(path)!r} must be square (n, n), got {W_hh.shape}")
+    n = W_hh.shape[0]
+    b_h = np.zeros(n)
+    for key in ("bias_ih_l0", "bias_hh_l0"):
+        if key in arrays:
+            if arrays[key].shape != (n,):
+                raise GradlabError(f"{key} in {str(path)!r} has shape {arrays[key].shape}, expected ({n},)")
+            b_h = b_h + arrays[key]
+    if "fc.weight" in arrays:
+        W_hy = arrays["fc.weight"]
+        b_y = arrays.get("fc.bias", np.zeros(W_hy.shape[0] if W_hy.ndim == 2 else 0))
+    else:
+        rng = np.random.default_rng() if rng is None else rng
+        m = (W_xh.shape[1] if W_xh.ndim == 2 else 1) if m is None else m
+        W_hy, b_y = rng.standard_normal((m, n)) / np.sqrt(n), np.zeros(m)
+    try:
+        return RNNParams(W_xh=W_xh, W_hh=W_hh, b_h=b_h, W_hy=W_hy, b_y=b_y)
+    except GradlabError as e:
+        raise GradlabError(f"weights file {str(path)!r}: {e}") from None
+
+
+def save_weights(path, params: RNNParams) -> None:
+    """Write parameters with PyTorch names (all of b_h goes to ``bias_ih_l0``)."""
+    np.savez(
+        path,
+        weight_ih_l0=params.W_xh,
+        weight_hh_l0=params.W_hh,
+        bias_ih_l0=params.b_h,
+        bias_hh_l0=np.zeros_like(params.b_h),
+        **{"fc.weight": params.W_hy, "fc.bias": params.b_y},
+    )
+
+
+def load_inputs(path) -> np.ndarray:
+    """Read an input sequence from ``.npy``: (T, d) / (B, T, d) real or (T,) / (B, T) token ids."""
+    path = Path(path)
+    try:
+        x = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise GradlabError(f"input file {str(path)!r} does not exist") from None
+    except (OSError, ValueError) as e:
+        raise GradlabError(f"cannot read input file {str(path)!r}: {e}") from None
+    if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
+        raise GradlabError(f"input file {str(path)!r} holds {x.dtype}, expected floats or integer token ids")
+    return x
