@@ -5,11 +5,11 @@ No computation lives here. Every command has a library function behind it
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import sys
 
 import click
-import numpy as np
 from threadpoolctl import threadpool_limits
 
 from . import __version__
@@ -60,9 +60,9 @@ def model_options(f):
 
 
 def config_from(options: dict, **extra) -> RunConfig:
-    keys = ("hidden", "inputs", "outputs", "steps", "batch", "activation", "init", "radius", "scale_by",
-            "input_scale", "tokens", "loss", "loss_steps", "cell", "seed", "weights", "input_seq")
-    return RunConfig(**{k: options[k] for k in keys}, **extra)
+    """A RunConfig from the parsed options of :func:`model_options` (same names)."""
+    names = {f.name for f in dataclasses.fields(RunConfig)}
+    return RunConfig(**{k: v for k, v in options.items() if k in names}, **extra)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
