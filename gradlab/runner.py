@@ -137,6 +137,27 @@ def norms_table(norms: JacobianNorms, bound_factor: float, rho: float) -> pd.Dat
     })
 
 
+def norms_by_lag(norms: pd.DataFrame) -> pd.DataFrame:
+    """Aggregate a :func:`norms_table` over t and sequences, one row per lag.
+
+    Columns: ``lag, n_pairs, mean_log10_norm, median_log10_norm,
+    min_log10_norm, max_log10_norm, log10_bound, log10_rate`` (the bound and
+    rate depend on the lag only). This is the ``norms.csv`` of a sweep.
+    """
+    by = norms.groupby("lag", sort=True)
+    v = by["log10_norm"]
+    return pd.DataFrame({
+        "lag": np.asarray(list(by.groups)),
+        "n_pairs": v.size().to_numpy(),
+        "mean_log10_norm": v.mean().to_numpy(),
+        "median_log10_norm": v.median().to_numpy(),
+        "min_log10_norm": v.min().to_numpy(),
+        "max_log10_norm": v.max().to_numpy(),
+        "log10_bound": by["log10_bound"].first().to_numpy(),
+        "log10_rate": by["log10_rate"].first().to_numpy(),
+    })
+
+
 def grads_table(log_grad_norms: np.ndarray) -> pd.DataFrame:
     """Long table: ``seq, k, log10_grad_norm`` (‖∂L/∂h_k‖₂)."""
     B, K = log_grad_norms.shape
