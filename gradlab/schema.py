@@ -26,6 +26,8 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "training": ("run_id", "step", "loss", "grad_norm", "clipped_grad_norm", "clipped", "skipped",
                  "rho", "sigma_max"),
     "evaluation": ("run_id", "step", "eval_loss", "metric_name", "metric"),
+    "jacobians": ("run_id", "step", "lag", "n_pairs", "mean_log10_norm", "median_log10_norm",
+                  "min_log10_norm", "max_log10_norm", "log10_bound", "log10_rate"),
     "truncation": ("run_id", "truncate", "parameter", "rel_error"),
 }
 
