@@ -40,8 +40,9 @@ def log_loss_grad_norms(trace, direct: np.ndarray) -> np.ndarray:
             L_new = np.maximum(log_w, log_c)
             L_new = np.where(np.isfinite(L_new), L_new, 0.0)  # δ = 0 exactly
             # New v = δ_{t-1} / e^L_new: every entry ≤ 2 in size.
-            w_scale = np.where(np.isfinite(log_w), np.exp(L - L_new), 0.0)
-            c_scale = np.where(np.isfinite(log_c), np.exp(-L_new), 0.0)
+            # Mask the exponent, not the result: e^(−L_new) of an unused term can overflow.
+            w_scale = np.exp(np.where(np.isfinite(log_w), L - L_new, -np.inf))
+            c_scale = np.exp(np.where(np.isfinite(log_c), -L_new, -np.inf))
             v = w * w_scale[:, None] + c * c_scale[:, None]
             L = L_new
             out[:, t - 1] = np.log(np.linalg.norm(v, axis=1)) + L
