@@ -4,15 +4,13 @@ import pytest
 
 import gradlab as gl
 from gradlab.rnn import input_drive
-from conftest import draw_inputs, random_params
+from conftest import make_model
 
 ACTIVATIONS = list(gl.ACTIVATIONS)
 
 
-def make_trace(activation, tokens=False, B=2, T=5, n=4, d=3, seed=0):
-    rng = np.random.default_rng(seed)
-    p = random_params(rng, n, d, 2, radius=1.3)
-    x = draw_inputs(p, activation, B, T, tokens, seed)
+def make_trace(activation, tokens=False, B=2, T=5, n=4, d=3):
+    p, x = make_model(activation, n, d, 2, B, T, tokens)
     return p, gl.forward(p, x, activation)
 
 
@@ -70,9 +68,7 @@ def test_trace_records_consistent_states(activation):
 
 def test_token_inputs_equal_one_hot_inputs():
     """U x_t with a one-hot x_t is the column U[:, x_t] (the tutorial's language model)."""
-    rng = np.random.default_rng(3)
-    p = random_params(rng, 4, 6, 6)
-    ids = rng.integers(0, 6, size=(2, 7))
+    p, ids = make_model("tanh", 4, 6, 6, B=2, T=7, tokens=True)
     one_hot = np.eye(6)[ids]
     tr_ids, tr_hot = gl.forward(p, ids, "tanh"), gl.forward(p, one_hot, "tanh")
     np.testing.assert_allclose(tr_ids.h, tr_hot.h, rtol=1e-14, atol=1e-15)
@@ -80,7 +76,7 @@ def test_token_inputs_equal_one_hot_inputs():
 
 def test_initial_state_is_used():
     rng = np.random.default_rng(4)
-    p = random_params(rng, 3, 2, 2)
+    p = make_model("tanh", 3, 2, 2, B=1, T=1)[0]
     x, h0 = rng.standard_normal((2, 3, 2)), rng.standard_normal((2, 3))
     tr = gl.forward(p, x, "tanh", h0=h0)
     np.testing.assert_array_equal(tr.h[:, 0], h0)
@@ -89,7 +85,7 @@ def test_initial_state_is_used():
 
 def test_unbatched_inputs_mean_one_sequence():
     rng = np.random.default_rng(5)
-    p = random_params(rng, 3, 2, 2)
+    p = make_model("tanh", 3, 2, 2, B=1, T=1)[0]
     x = rng.standard_normal((6, 2))
     np.testing.assert_array_equal(gl.forward(p, x).h, gl.forward(p, x[None]).h)
     ids = np.array([0, 1, 1, 0])
@@ -106,6 +102,6 @@ def test_unbatched_inputs_mean_one_sequence():
     (np.zeros((1, 0, 2)), r"empty"),
 ])
 def test_bad_inputs_are_rejected_with_the_bad_value(x, message):
-    p = random_params(np.random.default_rng(6), 3, 2, 2)
+    p = make_model("tanh", 3, 2, 2, B=1, T=1)[0]
     with pytest.raises(gl.GradlabError, match=message):
         gl.forward(p, x)
