@@ -151,6 +151,158 @@ def check(truncate, tol, **options):
     return 0 if ok else 1
 
 
+def _train_default(name: str):
+    from .training import TrainConfig
+
+    return TrainConfig.__dataclass_fields__[name].default
+
+
+@cli.command()
+@click.option("--task", type=click.Choice(["adding", "temporal_order", "copy", "reber"]),
+              default=_train_default("task"), show_default=True,
+              help="adding: sum of two marked values (MSE; predicting 1 scores 1/6). temporal_order: order of "
+                   "two symbols in noise (chance 75 % error). copy: recall 5 symbols after a delay. "
+                   "reber: next symbol of embedded Reber strings.")
+@click.option("--steps", "-T", type=int, default=_train_default("steps"), show_default=True,
+              help="Sequence length T (longer = longer memory needed).")
+@click.option("--hidden", "-n", type=int, default=_train_default("hidden"), show_default=True, help="Hidden size n.")
+@click.option("--activation", "-a", type=click.Choice(list(ACTIVATIONS)), default=_train_default("activation"),
+              show_default=True, help="Nonlinearity φ.")
+@click.option("--init", type=click.Choice(INITS), default=_train_default("init"), show_default=True,
+              help="Initial W_hh: gaussian, orthogonal or identity.")
+@click.option("--radius", "-r", type=float, default=_train_default("radius"), show_default=True,
+              help="Initial spectral radius ρ(W_hh).")
+@click.option("--scale-by", type=click.Choice(SCALE_BY), default=_train_default("scale_by"), show_default=True,
+              help="Rescale the initial W_hh so that ρ or σ_max equals --radius.")
+@click.option("--input-scale", type=float, default=_train_default("input_scale"), show_default=True,
+              help="Scale of the initial input weights.")
+@click.option("--batch", "-B", type=int, default=_train_default("batch"), show_default=True,
+              help="Sequences per update.")
+@click.option("--updates", "-u", type=int, default=_train_default("updates"), show_default=True,
+              help="Number of SGD updates.")
+@click.option("--lr", type=float, default=_train_default("lr"), show_default=True, help="Learning rate η.")
+@click.option("--momentum", type=float, default=_train_default("momentum"), show_default=True,
+              help="Momentum μ in [0, 1): v ← μv − ηg, θ ← θ + v.")
+@click.option("--clipping", type=click.Choice(["none", "norm", "value"]), default=_train_default("clipping"),
+              show_default=True,
+              help="norm: if ‖g‖ > τ then g ← τg/‖g‖ (Pascanu et al. 2013); value: clip each entry to [−c, c].")
+@click.option("--threshold", type=float, default=_train_default("threshold"), show_default=True,
+              help="τ for --clipping norm, c for --clipping value.")
+@click.option("--eval-every", type=int, default=_train_default("eval_every"), show_default=True,
+              help="Held-out loss and metric every this many updates.")
+@click.option("--eval-batch", type=int, default=_train_default("eval_batch"), show_default=True,
+              help="Size of the held-out batch.")
+@click.option("--jacobian-every", type=int, default=_train_default("jacobian_every"), show_default=True,
+              help="Record the curve ‖∂h_T/∂h_k‖ every this many updates (0: never).")
+@click.option("--seed", type=int, default=_train_default("seed"), show_default=True,
+              help="Seed for weights, training batches and the held-out batch.")
+@click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Results folder to create.")
+@click.option("--force", is_flag=True, help="Replace an existing results folder.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def train(out, force, quiet, **options):
+    """Train an RNN with SGD (and optional gradient clipping) on a long-memory task.
+
+    Every update records the loss, the gradient norm before and after
+    clipping, whether it was clipped or skipped (a non-finite gradient is
+    never applied), and ρ(W_hh), σ_max(W_hh).
+
+    \b
+    Writes into OUT (the same layout as a one-run sweep):
+      training.csv    step, loss, grad_norm, clipped_grad_norm, clipped, skipped, rho, sigma_max
+      evaluation.csv  step, eval_loss, metric_name, metric   (held-out batch)
+      jacobians.csv   step, lag, mean/median/min/max_log10_norm, ...   (with --jacobian-every)
+      runs.csv        one row: parameters, final loss and metric, n_clipped, n_skipped
+      manifest.json   the full config and versions
+
+    \b
+    Examples:
+      gradlab train --task adding --steps 50 --updates 300 --lr 0.05 --momentum 0.9 --out runs/adding
+      gradlab train --radius 3 --activation relu --clipping norm --threshold 1 --out runs/clipped
+    """
+    from .sweep import write_single_run
+    from .training import TrainConfig
+
+    config = TrainConfig(**options)
+    tables = write_single_run("train", config.to_dict(), out, force, quiet)
+    s = tables["runs"].iloc[0]
+    click.echo(f"{config.task}, T={config.steps}: held-out {s['metric_name']} {s['final_metric']:.4g} "
+               f"(chance {s['chance_metric']:.4g}), loss {s['final_loss']:.4g}; "
+               f"{s['n_clipped']} of {config.updates} updates clipped, {s['n_skipped']} skipped; "
+               f"ρ {s['rho']:.3g} → {s['final_rho']:.3g}")
+    click.echo(f"wrote {out}/{', '.join(f'{name}.csv' for name in tables)}, manifest.json")
+
+
+@cli.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--out", "-o", required=True, type=click.Path(file_okay=False),
+              help="Results folder; the same command again resumes it.")
+@click.option("--jobs", "-j", type=int, default=1, show_default=True,
+              help="Local worker processes (BLAS pinned to one thread in each).")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Run on a Dask distributed scheduler, e.g. tcp://10.0.0.5:8786 (pip install \"gradlab[distributed]\").")
+@click.option("--quick", is_flag=True, help="Apply the file's [quick] replacements: a small smoke run.")
+@click.option("--force", is_flag=True, help="Discard what OUT holds and start again.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def sweep(spec, out, jobs, scheduler, quick, force, quiet):
+    """Run every combination of a TOML sweep file into one folder of tidy CSVs.
+
+    \b
+    A sweep file (see experiments/*.toml):
+      kind = "run"                       # "run" (Jacobian analysis), "train" or "truncation"
+      [grid]                             # lists; every combination is one run
+      radius = [0.5, 1.0, 2.0]
+      activation = ["tanh", "relu"]
+      [fixed]                            # the same in every run
+      hidden = 64
+      [quick.grid]                       # optional replacements for --quick
+      radius = [0.5, 2.0]
+    Parameter names are those of `gradlab run` / `gradlab train` (underscores:
+    loss_steps, eval_every); a truncation sweep adds `truncate` (K).
+
+    \b
+    OUT gets runs.csv (one row per run), long tables (norms.csv, spectrum.csv,
+    training.csv, evaluation.csv, jacobians.csv or truncation.csv; each row
+    repeats its run's parameters) and manifest.json (the sweep file, versions).
+    Seeds come from the parameters, so results do not depend on --jobs or
+    --scheduler. A killed sweep resumes where it stopped when the same command
+    is run again; a changed sweep file is refused unless --force.
+
+    \b
+    Examples:
+      gradlab sweep experiments/vanishing.toml --out results/vanishing --jobs 2
+      gradlab sweep experiments/clipping.toml --out results/clipping-quick --quick
+      gradlab sweep experiments/vanishing.toml --out results/v --scheduler tcp://127.0.0.1:8786
+    """
+    from .sweep import load_spec, run_sweep
+
+    loaded = load_spec(spec, quick)
+    outcome = run_sweep(loaded, out, jobs=jobs, scheduler=scheduler, force=force, quiet=quiet)
+    done = f", {outcome.n_already_done} were already done" if outcome.n_already_done else ""
+    click.echo(f"{outcome.n_runs} runs ({outcome.n_computed} computed{done}): wrote "
+               f"{', '.join(f'{name}.csv' for name in outcome.tables)} and manifest.json in {out}")
+    click.echo(f"summary: gradlab inspect {out}")
+
+
+@cli.command()
+@click.argument("path", type=click.Path())
+def inspect(path):
+    """Summarise a results folder (from run, train or sweep) or one CSV.
+
+    For a sweep: what was swept, how many runs finished, the key figures per
+    group (e.g. the fitted growth rate per activation × radius, averaged over
+    seeds) and where each file is. For a CSV: its table kind, runs, constant
+    columns and the range of every numeric column.
+
+    \b
+    Examples:
+      gradlab inspect results/vanishing
+      gradlab inspect results/vanishing/norms.csv
+    """
+    from .inspect import inspect_path
+
+    click.echo(inspect_path(path))
+
+
 def main(argv=None):
     """Entry point: one-line errors, exit code 2 for bad input, no tracebacks."""
     try:

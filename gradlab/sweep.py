@@ -473,8 +473,9 @@ def write_single_run(kind: str, params: dict, out, force: bool = False, quiet: b
     with results_folder(out, force) as tmp:
         for name, table in tables.items():
             write_csv(tmp / f"{name}.csv", table)
-        write_json(tmp / "manifest.json", manifest(kind, config.to_dict(),
-                                                   summary=tables["runs"].iloc[0].to_dict()))
+        row = tables["runs"].iloc[0]
+        summary = {k: v for k, v in row.items() if k not in params and k != "run_id"}
+        write_json(tmp / "manifest.json", manifest(kind, config.to_dict(), summary=summary))
     return tables
 
 
