@@ -1,0 +1,124 @@
+"""Weights (.npz, PyTorch nn.RNN names) and input (.npy) files."""
+import numpy as np
+import pytest
+
+import gradlab as gl
+
+
+def params(n=4, d=3, m=2, seed=0):
+    rng = np.random.default_rng(seed)
+    p = gl.init_params(n, d, m, radius=1.2, rng=rng)
+    return p.replace(b_h=rng.standard_normal(n), b_y=rng.standard_normal(m))
+
+
+def torch_named(p, **overrides):
+    """The arrays of a weights file, as a PyTorch user would save them."""
+    arrays = {"weight_ih_l0": p.W_xh, "weight_hh_l0": p.W_hh, "bias_ih_l0": p.b_h,
+              "bias_hh_l0": np.zeros(p.n), "fc.weight": p.W_hy, "fc.bias": p.b_y}
+    arrays.update(overrides)
+    return {k: v for k, v in arrays.items() if v is not None}
+
+
+def test_save_load_round_trip_is_exact(tmp_path):
+    p = params()
+    gl.save_weights(tmp_path / "w.npz", p)
+    q = gl.load_weights(tmp_path / "w.npz")
+    for name in gl.PARAM_NAMES:
+        np.testing.assert_array_equal(getattr(q, name), getattr(p, name))
+    with np.load(tmp_path / "w.npz") as f:  # written under PyTorch's names
+        assert {"weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"} <= set(f.files)
+
+
+def test_the_two_pytorch_biases_are_summed(tmp_path):
+    p = params()
+    b_ih, b_hh = np.arange(4.0), np.full(4, 0.5)
+    np.savez(tmp_path / "w.npz", **torch_named(p, bias_ih_l0=b_ih, bias_hh_l0=b_hh))
+    np.testing.assert_array_equal(gl.load_weights(tmp_path / "w.npz").b_h, b_ih + b_hh)
+
+
+def test_biases_are_optional(tmp_path):
+    p = params()
+    np.savez(tmp_path / "w.npz", **torch_named(p, bias_ih_l0=None, bias_hh_l0=None))
+    assert np.all(gl.load_weights(tmp_path / "w.npz").b_h == 0)
+
+
+def test_missing_readout_is_drawn_from_rng_with_m_outputs(tmp_path):
+    p = params(n=5, d=3)
+    np.savez(tmp_path / "w.npz", **torch_named(p, **{"fc.weight": None, "fc.bias": None}))
+    a = gl.load_weights(tmp_path / "w.npz", rng=np.random.default_rng(1))
+    b = gl.load_weights(tmp_path / "w.npz", rng=np.random.default_rng(1))
+    assert a.W_hy.shape == (3, 5) and np.all(a.b_y == 0)  # m defaults to d
+    np.testing.assert_array_equal(a.W_hy, b.W_hy)
+    assert gl.load_weights(tmp_path / "w.npz", rng=np.random.default_rng(1), m=7).W_hy.shape == (7, 5)
+
+
+def test_float32_weights_are_read_as_float64(tmp_path):
+    p = params()
+    np.savez(tmp_path / "w.npz", **{k: v.astype(np.float32) for k, v in torch_named(p).items()})
+    q = gl.load_weights(tmp_path / "w.npz")
+    assert q.W_hh.dtype == np.float64
+    np.testing.assert_array_equal(q.W_hh, p.W_hh.astype(np.float32).astype(np.float64))
+
+
+BAD_FILES = {
+    "missing W_hh": (dict(weight_hh_l0=None), r"lacks weight_hh_l0 \(has: bias_hh_l0, bias_ih_l0, fc\.bias"),
+    "missing both": (dict(weight_hh_l0=None, weight_ih_l0=None), r"lacks weight_ih_l0, weight_hh_l0"),
+    "non-square W_hh": (dict(weight_hh_l0=np.zeros((4, 3))), r"weight_hh_l0 .* must be square \(n, n\), got \(4, 3\)"),
+    "W_hh not a matrix": (dict(weight_hh_l0=np.zeros(4)), r"must be square \(n, n\), got \(4,\)"),
+    "W_ih wrong n": (dict(weight_ih_l0=np.zeros((5, 3))), r"W_xh has shape \(5, 3\), expected \(4, 3\)"),
+    "bias wrong size": (dict(bias_hh_l0=np.zeros(3)), r"bias_hh_l0 .* has shape \(3,\), expected \(4,\)"),
+    "fc wrong n": (dict(**{"fc.weight": np.zeros((2, 5))}), r"W_hy has shape \(2, 5\), expected \(2, 4\)"),
+    "fc bias wrong m": (dict(**{"fc.bias": np.zeros(3)}), r"b_y has shape \(3,\), expected \(2,\)"),
+    "nan in W_hh": (dict(weight_hh_l0=np.full((4, 4), np.nan)), r"W_hh contains non-finite values"),
+    "inf in bias": (dict(bias_ih_l0=np.array([0, np.inf, 0, 0])), r"b_h contains non-finite values"),
+    "nan in W_ih": (dict(weight_ih_l0=np.full((4, 3), np.nan)), r"W_xh contains non-finite values"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_FILES))
+def test_bad_weights_files_name_the_problem(tmp_path, case):
+    overrides, message = BAD_FILES[case]
+    path = tmp_path / "bad.npz"
+    np.savez(path, **torch_named(params(), **overrides))
+    with pytest.raises(gl.GradlabError, match=message) as info:
+        gl.load_weights(path)
+    assert "bad.npz" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_missing_and_unreadable_weights_files(tmp_path):
+    with pytest.raises(gl.GradlabError, match=r"weights file '.*nope\.npz' does not exist"):
+        gl.load_weights(tmp_path / "nope.npz")
+    (tmp_path / "junk.npz").write_text("not a zip file")
+    with pytest.raises(gl.GradlabError, match=r"cannot read weights file '.*junk\.npz'"):
+        gl.load_weights(tmp_path / "junk.npz")
+    np.savez(tmp_path / "text.npz", weight_ih_l0=np.array(["a", "b"]), weight_hh_l0=np.eye(2))
+    with pytest.raises(gl.GradlabError, match=r"cannot read weights file '.*text\.npz'"):
+        gl.load_weights(tmp_path / "text.npz")
+
+
+def test_params_validate_shapes_and_values_directly():
+    p = params()
+    with pytest.raises(gl.GradlabError, match=r"W_hh has shape \(4, 3\), expected"):
+        p.replace(W_hh=np.zeros((4, 3)))
+    with pytest.raises(gl.GradlabError, match=r"b_y contains non-finite values"):
+        p.replace(b_y=np.array([np.nan, 0.0]))
+
+
+@pytest.mark.parametrize("x", [np.zeros((5, 3)), np.zeros((2, 5, 3)), np.arange(5), np.zeros((2, 5), dtype=np.int32)])
+def test_input_files_round_trip(tmp_path, x):
+    np.save(tmp_path / "x.npy", x)
+    np.testing.assert_array_equal(gl.load_inputs(tmp_path / "x.npy"), x)
+
+
+def test_bad_input_files_name_the_problem(tmp_path):
+    with pytest.raises(gl.GradlabError, match=r"input file '.*none\.npy' does not exist"):
+        gl.load_inputs(tmp_path / "none.npy")
+    np.save(tmp_path / "s.npy", np.array(["a", "b"]))
+    with pytest.raises(gl.GradlabError, match=r"holds <U1, expected floats or integer token ids"):
+        gl.load_inputs(tmp_path / "s.npy")
+    np.save(tmp_path / "o.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(gl.GradlabError, match=r"cannot read input file '.*o\.npy'"):
+        gl.load_inputs(tmp_path / "o.npy")
+    (tmp_path / "junk.npy").write_text("junk")
+    with pytest.raises(gl.GradlabError, match=r"cannot read input file"):
+        gl.load_inputs(tmp_path / "junk.npy")
