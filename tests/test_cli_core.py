@@ -1,0 +1,238 @@
+"""`gradlab run` and `gradlab check` as a user meets them: files, columns, errors, exit codes.
+
+Most tests call :func:`gradlab.cli.main` in-process (the real entry point: it
+turns errors into one line and an exit code); a few run ``python -m gradlab``
+and the installed ``gradlab`` script in a subprocess for the real process exit.
+"""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import gradlab as gl
+from gradlab.cli import main
+from gradlab.schema import COLUMNS
+
+SMALL = ["--hidden", "6", "--inputs", "2", "--steps", "12", "--batch", "2"]
+FILES = ("norms", "spectrum", "grads")
+
+
+def gradlab(capsys, *args):
+    """Run ``gradlab ARGS`` through main(); return (exit code, stdout, stderr)."""
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err
+
+
+def read_run(out):
+    return {name: pd.read_csv(Path(out) / f"{name}.csv") for name in FILES}
+
+
+def test_run_writes_the_documented_files_and_columns(tmp_path, capsys):
+    out = tmp_path / "demo"
+    code, stdout, stderr = gradlab(capsys, "run", *SMALL, "--out", out)
+    assert code == 0 and stderr == ""
+    assert sorted(p.name for p in out.iterdir()) == ["grads.csv", "manifest.json", "norms.csv", "spectrum.csv"]
+    tables = read_run(out)
+    for name in FILES:
+        assert set(COLUMNS[name]) <= set(tables[name].columns), name
+    norms, spectrum, grads = tables["norms"], tables["spectrum"], tables["grads"]
+    B, T, n = 2, 12, 6
+    assert len(norms) == B * T and set(norms.t) == {T}                  # pairs "last"
+    assert len(grads) == B * (T + 1) and list(grads.k[:T + 1]) == list(range(T + 1))
+    assert len(spectrum) == 2 * n
+    assert "wrote" in stdout and "growth rate" in stdout
+
+    # The columns agree with each other and with the spectrum file.
+    np.testing.assert_array_equal(norms.lag, norms.t - norms.k)
+    smax = spectrum.query("kind == 'singular_value'")["abs"].max()
+    rho = spectrum.query("kind == 'eigenvalue'")["abs"].max()
+    assert rho == pytest.approx(1.0, rel=1e-12)                        # --radius 1 (default)
+    np.testing.assert_allclose(norms.log10_bound, norms.lag * np.log10(smax * 1.0), rtol=1e-12)  # tanh: γ_h = 1
+    np.testing.assert_allclose(norms.log10_rate, norms.lag * np.log10(rho), atol=1e-12)
+    assert np.all(norms.log10_norm <= norms.log10_bound + 1e-9)        # the bound holds
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["config"]["hidden"] == n and manifest["config"]["steps"] == T
+    assert manifest["config"]["activation"] == "tanh" and manifest["config"]["seed"] == 0
+    assert manifest["versions"]["gradlab"] == gl.__version__ and "numpy" in manifest["versions"]
+    assert manifest["summary"]["rho"] == pytest.approx(rho, rel=1e-12)
+    assert manifest["summary"]["sigma_max"] == pytest.approx(smax, rel=1e-12)
+
+
+def test_run_csvs_hold_the_library_result_to_the_last_digit(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert gradlab(capsys, "run", *SMALL, "--activation", "relu", "--radius", "1.7", "--pairs", "all",
+                   "--seed", "3", "--out", out)[0] == 0
+    result = gl.analyse(gl.RunConfig(hidden=6, inputs=2, steps=12, batch=2, activation="relu", radius=1.7,
+                                     pairs="all", seed=3))
+    for name, table in read_run(out).items():
+        expected = result.tables[name]
+        for column in COLUMNS[name]:
+            np.testing.assert_array_equal(table[column].to_numpy(), expected[column].to_numpy(), err_msg=column)
+    assert len(result.tables["norms"]) == 2 * 12 * 13 // 2  # pairs "all": T(T+1)/2 per sequence
+
+
+def test_run_with_weights_and_input_files(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    p = gl.init_params(5, 3, 2, radius=1.1, rng=rng)
+    gl.save_weights(tmp_path / "w.npz", p)
+    np.save(tmp_path / "x.npy", rng.standard_normal((7, 3)))
+    np.save(tmp_path / "ids.npy", rng.integers(0, 3, size=(2, 9)))
+    code, _, err = gradlab(capsys, "run", "--weights", tmp_path / "w.npz", "--input-seq", tmp_path / "x.npy",
+                           "--out", tmp_path / "real")
+    assert code == 0, err
+    config = json.loads((tmp_path / "real" / "manifest.json").read_text())["config"]
+    assert (config["hidden"], config["inputs"], config["steps"], config["batch"]) == (5, 3, 7, 1)
+    norms = pd.read_csv(tmp_path / "real" / "norms.csv")
+    trace = gl.forward(p, np.load(tmp_path / "x.npy"), "tanh")
+    np.testing.assert_allclose(norms.log10_norm, gl.jacobian_norms(trace).log_norm[0] / np.log(10), rtol=1e-12)
+
+    code, _, err = gradlab(capsys, "run", "--weights", tmp_path / "w.npz", "--input-seq", tmp_path / "ids.npy",
+                           "--out", tmp_path / "tokens")
+    assert code == 0, err
+    config = json.loads((tmp_path / "tokens" / "manifest.json").read_text())["config"]
+    assert config["tokens"] is True and (config["steps"], config["batch"]) == (9, 2)
+
+
+def test_run_refuses_an_existing_folder_unless_forced(tmp_path, capsys):
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    code, stdout, stderr = gradlab(capsys, "run", *SMALL, "--out", out)
+    assert code == 2 and stdout == ""
+    assert stderr.startswith("Error: ") and "already exists" in stderr and str(out) in stderr and "--force" in stderr
+    assert sorted(os.listdir(out)) == ["keep.txt"] and sorted(os.listdir(tmp_path)) == ["r"]
+
+    assert gradlab(capsys, "run", *SMALL, "--out", out, "--force")[0] == 0
+    assert sorted(os.listdir(out)) == ["grads.csv", "manifest.json", "norms.csv", "spectrum.csv"]
+    assert sorted(os.listdir(tmp_path)) == ["r"]  # no temporary or old folder left beside it
+
+
+def write_bad_files(folder: Path) -> None:
+    p = gl.init_params(4, 2, radius=1.0, rng=np.random.default_rng(0))
+    good = {"weight_ih_l0": p.W_xh, "weight_hh_l0": p.W_hh}
+    np.savez(folder / "missing.npz", weight_ih_l0=p.W_xh)
+    np.savez(folder / "shapes.npz", **{**good, "bias_ih_l0": np.zeros(3)})
+    np.savez(folder / "nan.npz", **{**good, "weight_hh_l0": np.full((4, 4), np.nan)})
+    (folder / "junk.npz").write_text("junk")
+    np.save(folder / "x_wrong_d.npy", np.zeros((10, 3)))    # the model has d = 2
+    np.save(folder / "x_4d.npy", np.zeros((1, 1, 10, 2)))
+    np.save(folder / "ids_out_of_range.npy", np.array([0, 1, 5]))
+
+
+BAD_INPUTS = [
+    (["--activation", "softsign"], r"'softsign' is not one of 'tanh', 'sigmoid', 'relu', 'linear'"),
+    (["--init", "xavier"], r"'xavier' is not one of 'gaussian', 'orthogonal', 'identity'"),
+    (["--radius", "0"], r"radius must be a positive number, got 0\.0"),
+    (["--radius", "-1.5"], r"radius must be a positive number, got -1\.5"),
+    (["--radius", "nan"], r"radius must be a positive number, got nan"),
+    (["--hidden", "0"], r"hidden must be a whole number ≥ 1, got 0"),
+    (["--inputs", "0"], r"inputs must be a whole number ≥ 1, got 0"),
+    (["--steps", "0"], r"steps must be a whole number ≥ 1, got 0"),
+    (["--batch", "-3"], r"batch must be a whole number ≥ 1, got -3"),
+    (["--outputs", "0"], r"outputs must be a whole number ≥ 1, got 0"),
+    (["--hidden", "abc"], r"'abc' is not a valid integer"),
+    (["--pairs", "stride:0"], r"unknown pairs 'stride:0'"),
+    (["--weights", "{dir}/nothere.npz"], r"weights file '.*nothere\.npz' does not exist"),
+    (["--weights", "{dir}/missing.npz"], r"missing\.npz' lacks weight_hh_l0"),
+    (["--weights", "{dir}/shapes.npz"], r"bias_ih_l0 in '.*shapes\.npz' has shape \(3,\), expected \(4,\)"),
+    (["--weights", "{dir}/nan.npz"], r"nan\.npz': W_hh contains non-finite values"),
+    (["--weights", "{dir}/junk.npz"], r"cannot read weights file '.*junk\.npz'"),
+    (["--input-seq", "{dir}/x_wrong_d.npy", "--inputs", "2"], r"inputs must have shape \(T, 2\) or \(B, T, 2\), got \(1, 10, 3\)"),
+    (["--input-seq", "{dir}/x_4d.npy", "--inputs", "2"], r"got \(1, 1, 10, 2\)"),
+    (["--input-seq", "{dir}/ids_out_of_range.npy", "--inputs", "2"], r"token ids must lie in \[0, 2\), got range \[0, 5\]"),
+]
+
+
+BAD_CASES = [pytest.param(command, args, message, id=f"{command} " + " ".join(args[:2]).replace("{dir}/", ""))
+             for command in ("run", "check") for args, message in BAD_INPUTS
+             if not (command == "check" and args[0] == "--pairs")]  # --pairs belongs to run only
+
+
+@pytest.mark.parametrize("command, args, message", BAD_CASES)
+def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, capsys, command, args, message):
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    write_bad_files(inputs)
+    before = sorted(os.listdir(inputs))
+    out = tmp_path / "out"
+    argv = [a.replace("{dir}", str(inputs)) for a in args] + (["--out", out] if command == "run" else [])
+    code, stdout, stderr = gradlab(capsys, command, *argv)
+    assert code == 2
+    assert stdout == ""
+    lines = stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), stderr
+    assert re.search(message, lines[0]), lines[0]
+    assert "Traceback" not in stderr
+    assert not out.exists() and sorted(os.listdir(tmp_path)) == ["inputs"]  # nothing written, no temp folder
+    assert sorted(os.listdir(inputs)) == before
+
+
+def test_check_exits_0_on_a_good_model_and_1_when_tol_is_impossible(capsys):
+    args = ["check", "--hidden", "3", "--inputs", "2", "--steps", "4", "--batch", "2"]
+    code, stdout, _ = gradlab(capsys, *args)
+    assert code == 0 and "PASS" in stdout
+    for name in gl.PARAM_NAMES:  # one row per parameter, its error printed
+        assert re.search(rf"^\s*{name}\s+\d+\s+\d\.\d\de-\d\d\s*$", stdout, re.M), name
+    code, stdout, _ = gradlab(capsys, *args, "--tol", "1e-30")
+    assert code == 1 and "FAIL" in stdout
+
+
+def test_check_truncate_reports_the_tutorials_failing_check(capsys):
+    """README: the tutorial's set-up; exact BPTT passes, truncated BPTT is a few percent off."""
+    code, stdout, _ = gradlab(capsys, "check", "--tokens", "--inputs", "8", "--hidden", "2", "--steps", "7",
+                              "--batch", "1", "--truncate", "4")
+    assert code == 0
+    match = re.search(r"truncated BPTT \(K=4\) is (\S+) away from the true gradient", stdout)
+    assert match and 0.01 < float(match.group(1)) < 0.2
+    code, stdout, _ = gradlab(capsys, "check", "--tokens", "--inputs", "8", "--hidden", "2", "--steps", "7",
+                              "--batch", "1", "--truncate", "6")   # K = T − 1: exact
+    match = re.search(r"truncated BPTT \(K=6\) is (\S+) away", stdout)
+    assert code == 0 and float(match.group(1)) < 1e-12
+
+
+def test_check_rejects_a_negative_truncation(capsys):
+    code, stdout, stderr = gradlab(capsys, "check", "--truncate", "-1")
+    assert code == 2 and stdout == "" and "-1" in stderr and len(stderr.splitlines()) == 1
+
+
+def test_version_and_help_in_process(capsys):
+    code, stdout, _ = gradlab(capsys, "--version")
+    assert code == 0 and stdout.strip() == f"gradlab, version {gl.__version__}"
+    code, stdout, _ = gradlab(capsys)  # a bare `gradlab` shows the help
+    assert code == 0 and "Usage: gradlab" in stdout and "run" in stdout and "check" in stdout
+    for command in ("run", "check"):
+        code, stdout, _ = gradlab(capsys, command, "--help")
+        assert code == 0 and f"Usage: gradlab {command}" in stdout
+
+
+def run_process(*args, cwd):
+    return subprocess.run(list(args), capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+def test_python_dash_m_gradlab_is_the_same_program(tmp_path):
+    help_ = run_process(sys.executable, "-m", "gradlab", "--help", cwd=tmp_path)
+    assert help_.returncode == 0 and "Usage: gradlab" in help_.stdout and "check" in help_.stdout
+    bad = run_process(sys.executable, "-m", "gradlab", "run", "--radius", "0", "--out", "x", cwd=tmp_path)
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert bad.stderr.strip() == "Error: radius must be a positive number, got 0.0"
+    assert os.listdir(tmp_path) == []
+
+
+def test_installed_gradlab_script(tmp_path):
+    script = shutil.which("gradlab", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    assert script, "the `gradlab` console script is not installed (pip install -e .)"
+    version = run_process(script, "--version", cwd=tmp_path)
+    assert version.returncode == 0 and version.stdout.strip() == f"gradlab, version {gl.__version__}"
+    failing = run_process(script, "check", "--hidden", "2", "--inputs", "2", "--steps", "3", "--batch", "1",
+                          "--tol", "1e-30", cwd=tmp_path)
+    assert failing.returncode == 1 and "FAIL" in failing.stdout
