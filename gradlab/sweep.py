@@ -450,7 +450,7 @@ def _execute_dask(kind: str, todo: list[Run], scheduler: str):
     except ImportError:
         raise GradlabError("--scheduler needs dask.distributed: pip install \"gradlab[distributed]\"") from None
     try:
-        client = Client(scheduler, timeout=10, set_as_default=False)
+        client = Client(scheduler, timeout=10)
     except (OSError, TimeoutError, ValueError) as e:
         raise GradlabError(f"cannot reach the Dask scheduler at {scheduler!r}: {e}") from None
     with client:

@@ -112,3 +112,27 @@ def test_training_is_deterministic():
 def test_bad_train_configs_are_refused_naming_the_value(values, message):
     with pytest.raises(GradlabError, match=message):
         TrainConfig.from_dict(values)
+
+
+def test_cli_train_writes_a_one_run_folder_and_refuses_bad_input(tmp_path, capsys):
+    from gradlab.cli import main
+    from gradlab.schema import read_table
+    out = tmp_path / "t"
+    args = ["train", "--steps", "10", "--hidden", "4", "--updates", "4", "--eval-every", "2",
+            "--eval-batch", "8", "--jacobian-every", "2", "--clipping", "norm", "--out", str(out)]
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    assert e.value.code == 0
+    assert len(read_table(out / "training.csv", "training")) == 4
+    assert read_table(out / "evaluation.csv", "evaluation")["step"].tolist() == [0, 2, 4]
+    read_table(out / "jacobians.csv", "jacobians")
+    assert read_table(out / "runs.csv", "runs")["clipping"].tolist() == ["norm"]
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:                 # existing folder, no --force
+        main(args)
+    assert e.value.code == 2 and "already exists" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--momentum", "1.5", "--out", str(tmp_path / "m")])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1 and "1.5" in err
+    assert not (tmp_path / "m").exists()

@@ -1,0 +1,82 @@
+"""gradlab inspect: what was swept, how far it got, key figures per group, where the files are."""
+import json
+import re
+import shutil
+
+import pandas as pd
+import pytest
+
+from gradlab import GradlabError, inspect_path, run_sweep
+from gradlab.cli import main
+
+SPEC = """
+kind = "run"
+[grid]
+radius = [0.5, 2.0]
+activation = ["tanh", "sigmoid"]
+seed = [0, 1, 2]
+[fixed]
+hidden = 4
+steps = 10
+batch = 2
+"""
+
+
+@pytest.fixture(scope="module")
+def sweep_folder(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("inspect")
+    spec = tmp / "v.toml"
+    spec.write_text(SPEC)
+    return run_sweep(spec, tmp / "out").out
+
+
+def test_sweep_summary_names_the_grid_progress_and_files(sweep_folder):
+    text = inspect_path(sweep_folder)
+    assert "radius = [0.5, 2.0]" in text and "activation = [tanh, sigmoid]" in text
+    assert "runs: 12 of 12 done (finished)" in text
+    for name, rows in [("runs.csv", 12), ("norms.csv", 120), ("spectrum.csv", 96)]:
+        assert re.search(rf"{re.escape(str(sweep_folder / name))}\s+{rows} rows", text), name
+
+
+def test_key_figures_are_the_seed_means_per_activation_and_radius(sweep_folder):
+    text = inspect_path(sweep_folder)
+    runs = pd.read_csv(sweep_folder / "runs.csv")
+    means = runs.groupby(["radius", "activation"])["growth_rate"].mean()   # computed here, independently
+    assert "growth_rate per radius × activation, mean over 3 seeds" in text
+    block = text.split("growth_rate per")[1].split("\n\n")[0]
+    row = next(line for line in block.splitlines() if line.startswith("2.0"))
+    header = next(line for line in block.splitlines() if line.startswith("activation"))
+    cols = header.split()[1:]
+    for col, value in zip(cols, row.split()[1:]):
+        assert float(value) == pytest.approx(means[(2.0, col)], rel=1e-3)
+
+
+def test_an_unfinished_sweep_reports_its_finished_parts(sweep_folder, tmp_path):
+    partial = tmp_path / "partial"
+    shutil.copytree(sweep_folder, partial)
+    for name in ("runs.csv", "norms.csv", "spectrum.csv"):
+        (partial / name).unlink()
+    for part in sorted((partial / "parts").iterdir())[5:]:
+        shutil.rmtree(part)
+    manifest = json.loads((partial / "manifest.json").read_text())
+    manifest["sweep"]["finished"] = False
+    (partial / "manifest.json").write_text(json.dumps(manifest))
+    text = inspect_path(partial)
+    assert "runs: 5 of 12 done (unfinished: run the same command again to resume)" in text
+
+
+def test_a_csv_is_recognised_by_its_columns(sweep_folder):
+    text = inspect_path(sweep_folder / "norms.csv")
+    assert "120 rows" in text and "sweep_norms table" in text and "runs: 12" in text
+    assert "constant: hidden = 4, steps = 10, batch = 2" in text
+
+
+def test_cli_inspect_and_a_missing_path(sweep_folder, tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["inspect", str(sweep_folder)])
+    assert e.value.code == 0 and "runs: 12 of 12" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        main(["inspect", str(tmp_path / "nothing")])
+    assert e.value.code == 2 and "no such file or folder" in capsys.readouterr().err
+    with pytest.raises(GradlabError):
+        inspect_path(tmp_path / "nothing")

@@ -1,0 +1,235 @@
+"""Sweeps: same CSVs whatever the workers or backend, resumable after SIGKILL, strict sweep files."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from gradlab import GradlabError, load_spec, run_sweep
+from gradlab.cli import main
+from gradlab.schema import COLUMNS, read_table
+
+RUN_SPEC = """
+kind = "run"
+[grid]
+radius = [0.5, 1.5, 3.0]
+activation = ["tanh", "relu"]
+seed = [0, 1]
+[fixed]
+hidden = 4
+steps = 12
+batch = 2
+[quick.grid]
+radius = [1.0]
+"""
+
+TRAIN_SPEC = """
+kind = "train"
+[grid]
+clipping = ["none", "norm"]
+radius = [1.0, 3.0]
+[fixed]
+task = "adding"
+steps = 10
+hidden = 4
+batch = 4
+updates = 6
+eval_every = 3
+eval_batch = 8
+jacobian_every = 3
+"""
+
+
+def write_spec(tmp_path: Path, text: str, name: str = "spec.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def csv_tables(folder: Path) -> dict[str, pd.DataFrame]:
+    """Every table of a sweep folder; wall_time_s is the one column allowed to differ."""
+    return {p.name: pd.read_csv(p).drop(columns=["wall_time_s"], errors="ignore")
+            for p in sorted(folder.glob("*.csv"))}
+
+
+def assert_same_tables(a: Path, b: Path) -> None:
+    ta, tb = csv_tables(a), csv_tables(b)
+    assert ta.keys() == tb.keys()
+    for name in ta:
+        pd.testing.assert_frame_equal(ta[name], tb[name], check_exact=True, obj=name)
+    for p in a.glob("*.csv"):
+        if p.name != "runs.csv":                         # no timing column: identical bytes
+            assert p.read_bytes() == (b / p.name).read_bytes(), p.name
+
+
+def test_sweep_tables_follow_the_schema_and_repeat_the_parameters(tmp_path):
+    out = tmp_path / "out"
+    outcome = run_sweep(write_spec(tmp_path, RUN_SPEC), out)
+    assert (outcome.n_runs, outcome.n_computed) == (12, 12)
+    runs = read_table(out / "runs.csv", "runs")
+    assert list(runs.columns[:5]) == ["run_id", "param_hash", "radius", "activation", "seed"]
+    assert runs["param_hash"].is_unique and len(runs) == 12
+    norms = read_table(out / "norms.csv", "sweep_norms")
+    read_table(out / "spectrum.csv", "sweep_spectrum")
+    assert (norms.groupby("run_id")["lag"].max() == 12).all()
+    # Each norms row carries its run's parameters, consistent with runs.csv.
+    merged = norms.merge(runs[["run_id", "radius", "activation"]], on="run_id", suffixes=("", "_run"))
+    assert (merged["radius"] == merged["radius_run"]).all()
+    # ρ(W_hh) is the swept radius.
+    assert (runs["rho"] - runs["radius"]).abs().max() < 1e-12
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["sweep"]["text"] == RUN_SPEC and manifest["sweep"]["finished"]
+
+
+def test_one_and_two_workers_give_identical_csvs(tmp_path):
+    spec = write_spec(tmp_path, TRAIN_SPEC)
+    run_sweep(spec, tmp_path / "one", jobs=1)
+    run_sweep(spec, tmp_path / "two", jobs=2)
+    assert {p.name for p in (tmp_path / "one").glob("*.csv")} == {
+        "runs.csv", "training.csv", "evaluation.csv", "jacobians.csv"}
+    assert_same_tables(tmp_path / "one", tmp_path / "two")
+
+
+def test_dask_local_cluster_gives_the_same_csvs(tmp_path):
+    distributed = pytest.importorskip("dask.distributed")
+    spec = write_spec(tmp_path, RUN_SPEC)
+    run_sweep(spec, tmp_path / "local")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster:
+        outcome = run_sweep(spec, tmp_path / "dask", scheduler=cluster.scheduler_address)
+    assert outcome.n_computed == 12
+    assert_same_tables(tmp_path / "local", tmp_path / "dask")
+
+
+def test_a_sweep_killed_mid_way_resumes_to_the_same_csvs(tmp_path):
+    spec = write_spec(tmp_path, RUN_SPEC.replace("hidden = 4", "hidden = 24").replace("steps = 12", "steps = 60")
+                      .replace("seed = [0, 1]", "seed = [0, 1, 2, 3]"))
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "gradlab", "sweep", str(spec), "--out", str(killed), "--quiet"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    parts = killed / "parts"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if parts.is_dir() and len([p for p in parts.iterdir() if not p.name.startswith(".")]) >= 3:
+            break
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    n_done = len([p for p in parts.iterdir() if not p.name.startswith(".")])
+    assert 3 <= n_done < 24, "the kill must land mid-way for this test to mean anything"
+    assert not (killed / "runs.csv").exists()
+
+    outcome = run_sweep(spec, killed)                     # the same command again
+    assert outcome.n_already_done >= n_done and outcome.n_computed == 24 - outcome.n_already_done
+    run_sweep(spec, tmp_path / "whole")
+    assert_same_tables(killed, tmp_path / "whole")
+    runs = pd.read_csv(killed / "runs.csv")
+    assert runs["run_id"].tolist() == [f"r{i:04d}" for i in range(24)]   # none lost, none twice
+
+
+def test_a_finished_sweep_is_not_recomputed(tmp_path):
+    spec, out = write_spec(tmp_path, RUN_SPEC), tmp_path / "out"
+    run_sweep(spec, out)
+    before = (out / "runs.csv").read_bytes()
+    outcome = run_sweep(spec, out)
+    assert outcome.n_computed == 0 and outcome.n_already_done == 12
+    assert (out / "runs.csv").read_bytes() == before      # same wall times: nothing ran again
+
+
+def test_seeds_come_from_parameters_not_from_the_order_of_runs(tmp_path):
+    text = RUN_SPEC.replace("seed = [0, 1]\n", "")
+    a = run_sweep(write_spec(tmp_path, text, "a.toml"), tmp_path / "a")
+    b = run_sweep(write_spec(tmp_path, text.replace("[0.5, 1.5, 3.0]", "[3.0, 0.5, 1.5]")
+                             .replace('["tanh", "relu"]', '["relu", "tanh"]'), "b.toml"), tmp_path / "b")
+    ra = pd.read_csv(a.out / "runs.csv").drop(columns=["run_id", "wall_time_s"]).set_index("param_hash")
+    rb = pd.read_csv(b.out / "runs.csv").drop(columns=["run_id", "wall_time_s"]).set_index("param_hash")
+    pd.testing.assert_frame_equal(ra.sort_index(), rb.sort_index(), check_exact=True)
+    assert (ra["seed"] == [int(h[:8], 16) for h in ra.index]).all()
+
+
+def test_quick_replaces_grid_values(tmp_path):
+    spec = load_spec(write_spec(tmp_path, RUN_SPEC), quick=True)
+    assert spec.grid["radius"] == [1.0] and len(spec.points()) == 4
+
+
+def test_the_shipped_experiments_load_full_and_quick():
+    root = Path(__file__).resolve().parents[1] / "experiments"
+    for name, kind in [("vanishing", "run"), ("clipping", "train"), ("truncation", "truncation")]:
+        full, quick = load_spec(root / f"{name}.toml"), load_spec(root / f"{name}.toml", quick=True)
+        assert full.kind == quick.kind == kind
+        assert len(quick.points()) < len(full.points())
+    vanishing = load_spec(root / "vanishing.toml")
+    assert len(vanishing.grid["radius"]) >= 10 and min(vanishing.grid["radius"]) == 0.5
+    assert max(vanishing.grid["radius"]) == 3.0 and len(vanishing.grid["seed"]) >= 5
+    assert set(vanishing.grid["activation"]) == {"tanh", "sigmoid", "relu"}
+    assert vanishing.fixed["hidden"] == 64 and vanishing.fixed["steps"] == 100
+
+
+def test_truncation_sweep_error_vanishes_once_K_covers_the_sequence(tmp_path):
+    text = 'kind = "truncation"\n[grid]\ntruncate = [0, 3, 20]\n[fixed]\nhidden = 4\nsteps = 10\nbatch = 2\n'
+    out = run_sweep(write_spec(tmp_path, text), tmp_path / "t").out
+    t = read_table(out / "truncation.csv", "truncation")
+    err = t[t["parameter"] == "all"].set_index("truncate")["rel_error"]
+    assert err[20] < 1e-14 and err[0] > err[3] > err[20]
+
+
+def test_a_changed_sweep_file_is_refused_unless_forced(tmp_path, capsys):
+    spec, out = write_spec(tmp_path, RUN_SPEC), tmp_path / "out"
+    run_sweep(spec, out)
+    spec.write_text(RUN_SPEC.replace("hidden = 4", "hidden = 5"))
+    with pytest.raises(SystemExit) as e:
+        main(["sweep", str(spec), "--out", str(out), "--quiet"])
+    assert e.value.code == 2
+    assert "holds a different sweep" in capsys.readouterr().err
+    assert pd.read_csv(out / "runs.csv")["hidden"].eq(4).all()          # untouched
+    with pytest.raises(SystemExit) as e:
+        main(["sweep", str(spec), "--out", str(out), "--quiet", "--force"])
+    assert e.value.code == 0
+    assert pd.read_csv(out / "runs.csv")["hidden"].eq(5).all()
+
+
+BAD_SPECS = [
+    ('kinds = "run"\n', "unknown key 'kinds'"),
+    ('kind = "fit"\n', "unknown kind 'fit'"),
+    ('[grid]\nradius = [1.0]\n', "missing key 'kind'"),
+    ('kind = "run"\n[grid]\nradiuss = [1.0]\n', "unknown run parameter 'radiuss'"),
+    ('kind = "run"\n[fixed]\nhidden = "big"\n', "hidden must be a whole number ≥ 1, got 'big'"),
+    ('kind = "run"\n[grid]\nradius = []\n', "grid.radius must be a non-empty list, got \\[\\]"),
+    ('kind = "run"\n[grid]\nradius = 0.5\n', "grid.radius must be a non-empty list, got 0.5"),
+    ('kind = "run"\n[grid]\nradius = [0.5, -1.0]\n', "radius must be a positive number, got -1.0"),
+    ('kind = "train"\n[fixed]\ntask = "adder"\n', "unknown task 'adder'"),
+    ('kind = "train"\n[grid]\nclipping = ["none", "clamp"]\n', "unknown clipping 'clamp'"),
+    ('kind = "run"\n[grid]\nradius = [0.5,\n', "malformed TOML"),
+    ('kind = "run"\n[grid]\nhidden = [4]\n[fixed]\nhidden = 5\n', "'hidden' is in both"),
+    ('kind = "truncation"\n[grid]\nradius = [1.0]\n', "needs the parameter 'truncate'"),
+    ('kind = "run"\n[quick]\nradius = [1.0]\n', "unknown key 'quick.radius'"),
+]
+
+
+@pytest.mark.parametrize("text, message", BAD_SPECS)
+def test_bad_sweep_files_exit_2_with_one_line_naming_key_and_value(tmp_path, capsys, text, message):
+    spec, out = write_spec(tmp_path, text), tmp_path / "out"
+    with pytest.raises(SystemExit) as e:
+        main(["sweep", str(spec), "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2
+    assert err.count("\n") == 1 and err.startswith("Error: ") and str(spec) in err
+    assert pytest.importorskip("re").search(message, err), err
+    assert not out.exists()                                            # nothing written
+
+
+def test_bad_jobs_and_unreachable_scheduler_are_one_line_errors(tmp_path):
+    spec = write_spec(tmp_path, RUN_SPEC)
+    with pytest.raises(GradlabError, match="jobs must be a whole number ≥ 1, got 0"):
+        run_sweep(spec, tmp_path / "a", jobs=0)
+    assert not (tmp_path / "a").exists()
+
+
+def test_schema_lists_every_table_a_sweep_writes():
+    assert {"runs", "sweep_norms", "sweep_spectrum", "training", "evaluation", "jacobians",
+            "truncation"} <= set(COLUMNS)
