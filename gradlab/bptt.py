@@ -134,7 +134,7 @@ def output_errors(params: RNNParams, tr: Trace, y: np.ndarray, loss: str, loss_s
         W_hyᵀ ∂L/∂o_t at each h_t (zero where the loss does not look).
     """
     check_loss(loss, loss_steps)
-    B, T, n = tr.a.shape
+    B, T, n = tr.h.shape[0], tr.h.shape[1] - 1, tr.h.shape[2]   # any trace with h: RNN, LSTM, GRU
     y = check_targets(y, loss, loss_steps, B, T, params.m)
     steps = loss_step_indices(loss_steps, T)
     o = tr.h[:, steps] @ params.W_hy.T + params.b_y

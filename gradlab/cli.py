@@ -110,7 +110,7 @@ def run(out, force, pairs, **options):
     s = result.summary
     click.echo(f"ρ = {s['rho']:.4g}   σ_max = {s['sigma_max']:.4g}   γ_h = {s['gamma_h']:g}   "
                f"growth rate = {s['growth_rate']:.4g} nats/step (bound {s['bound_rate']:.4g}, ρ-rate {s['asymptotic_rate']:.4g})")
-    click.echo(f"wrote {out}/norms.csv, spectrum.csv, grads.csv, manifest.json")
+    click.echo(f"wrote {out}/{', '.join(f'{name}.csv' for name in result.tables)}, manifest.json")
 
 
 @cli.command()
@@ -135,6 +135,9 @@ def check(truncate, tol, **options):
     from .runner import build_model
 
     config = config_from(options)
+    if config.cell != "rnn":
+        raise GradlabError(f"gradlab check compares BPTT parameter gradients of cell 'rnn' only, got {config.cell!r} "
+                           "(gated-cell Jacobians are checked against PyTorch in tests/test_gated.py)")
     model = build_model(config)
     c = model.config
     table = gradient_check(model.params, model.x, model.y, c.activation, c.loss_name, c.loss_steps, truncate)

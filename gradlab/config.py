@@ -15,7 +15,7 @@ from .init import INITS, SCALE_BY
 from .jacobian_norms import end_steps
 from .losses import LOSS_STEPS, LOSSES
 
-CELLS = ("rnn",)
+CELLS = ("rnn", "lstm", "gru")
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,9 @@ class RunConfig:
     loss : {"mse", "xent"} or None
         Defaults to ``xent`` for tokens and ``mse`` otherwise.
     loss_steps : {"all", "last"}
-    cell : {"rnn"}
+    cell : {"rnn", "lstm", "gru"}
+        Gated cells (PyTorch ``nn.LSTM``/``nn.GRU``) have fixed nonlinearities,
+        so ``activation`` must stay ``tanh`` for them; see :mod:`gradlab.gated`.
     weights : str or None
         ``.npz`` file with PyTorch ``nn.RNN`` names; replaces the random init.
     input_seq : str or None
@@ -88,6 +90,9 @@ class RunConfig:
         check_choice(self.scale_by, SCALE_BY, "scale_by")
         check_choice(self.loss_steps, LOSS_STEPS, "loss_steps")
         check_choice(self.cell, CELLS, "cell")
+        if self.cell != "rnn" and self.activation != "tanh":
+            raise GradlabError(f"activation {self.activation!r} applies to cell 'rnn' only; "
+                               f"an {self.cell} has fixed sigmoid/tanh gates")
         if self.loss is not None:
             check_choice(self.loss, LOSSES, "loss")
         if not isinstance(self.tokens, bool):

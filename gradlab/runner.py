@@ -15,6 +15,7 @@ import pandas as pd
 
 from .bptt import output_errors
 from .config import RunConfig
+from .gated import analyse_gated, gated_params
 from .gradient_norms import log_loss_grad_norms
 from .init import init_params
 from .jacobian_norms import JacobianNorms, fit_growth_rate, jacobian_norms
@@ -47,7 +48,9 @@ def build_model(config: RunConfig) -> Model:
     ``steps``/``batch``/``tokens``; the returned config says what was used.
     """
     w_rng, x_rng, y_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(3))
-    if config.weights is not None:
+    if config.cell != "rnn":
+        params = gated_params(config, w_rng)
+    elif config.weights is not None:
         params = load_weights(config.weights, w_rng, config.outputs)
     else:
         params = init_params(config.hidden, config.inputs, config.outputs, config.init, config.radius,
@@ -100,6 +103,8 @@ def analyse(config: RunConfig) -> RunResult:
     """Run the instrumented forward pass and every analysis of ``gradlab run``."""
     model = build_model(config)
     cfg, params = model.config, model.params
+    if cfg.cell != "rnn":
+        return analyse_gated(model)
     trace = forward(params, model.x, cfg.activation)
     norms = jacobian_norms(trace, cfg.pairs)
     loss, _, direct = output_errors(params, trace, model.y, cfg.loss_name, cfg.loss_steps)

@@ -35,17 +35,7 @@ def load_weights(path, rng: np.random.Generator | None = None, m: int | None = N
     A missing read-out (``fc.weight``) is drawn N(0, 1/n) from ``rng`` with
     ``m`` outputs (default: d).
     """
-    path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {k: np.asarray(f[k], dtype=np.float64) for k in f.files}
-    except FileNotFoundError:
-        raise GradlabError(f"weights file {str(path)!r} does not exist") from None
-    except (OSError, ValueError, zipfile.BadZipFile) as e:
-        raise GradlabError(f"cannot read weights file {str(path)!r}: {e}") from None
-    missing = [k for k in REQUIRED if k not in arrays]
-    if missing:
-        raise GradlabError(f"weights file {str(path)!r} lacks {', '.join(missing)} (has: {', '.join(sorted(arrays)) or 'nothing'})")
+    arrays = read_npz(path, REQUIRED)
     W_xh, W_hh = arrays["weight_ih_l0"], arrays["weight_hh_l0"]
     if W_hh.ndim != 2 or W_hh.shape[0] != W_hh.shape[1]:
         raise GradlabError(f"weight_hh_l0 in {str(path)!r} must be square (n, n), got {W_hh.shape}")
@@ -56,17 +46,37 @@ def load_weights(path, rng: np.random.Generator | None = None, m: int | None = N
             if arrays[key].shape != (n,):
                 raise GradlabError(f"{key} in {str(path)!r} has shape {arrays[key].shape}, expected ({n},)")
             b_h = b_h + arrays[key]
-    if "fc.weight" in arrays:
-        W_hy = arrays["fc.weight"]
-        b_y = arrays.get("fc.bias", np.zeros(W_hy.shape[0] if W_hy.ndim == 2 else 0))
-    else:
-        rng = np.random.default_rng() if rng is None else rng
-        m = (W_xh.shape[1] if W_xh.ndim == 2 else 1) if m is None else m
-        W_hy, b_y = rng.standard_normal((m, n)) / np.sqrt(n), np.zeros(m)
+    W_hy, b_y = read_readout(arrays, n, W_xh.shape[1] if W_xh.ndim == 2 else 1, rng, m)
     try:
         return RNNParams(W_xh=W_xh, W_hh=W_hh, b_h=b_h, W_hy=W_hy, b_y=b_y)
     except GradlabError as e:
         raise GradlabError(f"weights file {str(path)!r}: {e}") from None
+
+
+def read_npz(path, required=REQUIRED) -> dict[str, np.ndarray]:
+    """All arrays of a weights file as float64, checking that ``required`` keys are present."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: np.asarray(f[k], dtype=np.float64) for k in f.files}
+    except FileNotFoundError:
+        raise GradlabError(f"weights file {str(path)!r} does not exist") from None
+    except (OSError, ValueError, zipfile.BadZipFile) as e:
+        raise GradlabError(f"cannot read weights file {str(path)!r}: {e}") from None
+    missing = [k for k in required if k not in arrays]
+    if missing:
+        raise GradlabError(f"weights file {str(path)!r} lacks {', '.join(missing)} (has: {', '.join(sorted(arrays)) or 'nothing'})")
+    return arrays
+
+
+def read_readout(arrays: dict, n: int, d: int, rng: np.random.Generator | None, m: int | None):
+    """``fc.weight``/``fc.bias`` from a weights file, or W_hy ~ N(0, 1/n) (m outputs, default d) and b_y = 0."""
+    if "fc.weight" in arrays:
+        W_hy = arrays["fc.weight"]
+        return W_hy, arrays.get("fc.bias", np.zeros(W_hy.shape[0] if W_hy.ndim == 2 else 0))
+    rng = np.random.default_rng() if rng is None else rng
+    m = d if m is None else m
+    return rng.standard_normal((m, n)) / np.sqrt(n), np.zeros(m)
 
 
 def save_weights(path, params: RNNParams) -> None:
