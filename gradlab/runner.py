@@ -15,6 +15,7 @@ import pandas as pd
 
 from .bptt import output_errors
 from .config import RunConfig
+from .errors import GradlabError
 from .gated import analyse_gated, gated_params
 from .gradient_norms import log_loss_grad_norms
 from .init import init_params
@@ -105,9 +106,16 @@ def analyse(config: RunConfig) -> RunResult:
     cfg, params = model.config, model.params
     if cfg.cell != "rnn":
         return analyse_gated(model)
-    trace = forward(params, model.x, cfg.activation)
+    # States that overflow float64 (an exploding linear or ReLU net over many steps) make the
+    # loss and ∂L/∂h_k NaN: refuse the run with one line instead of writing NaN.
+    with np.errstate(over="ignore", invalid="ignore"):
+        trace = forward(params, model.x, cfg.activation)
+        loss, _, direct = output_errors(params, trace, model.y, cfg.loss_name, cfg.loss_steps)
+    if not (np.all(np.isfinite(trace.h)) and np.isfinite(loss) and np.all(np.isfinite(direct))):
+        t = int(np.argmin(np.all(np.isfinite(trace.h), axis=(0, 2))))
+        raise GradlabError(f"the forward pass overflows float64 (states or loss) {f'at step {t} ' if t else ''}"
+                           f"of {trace.T}: use fewer steps, a smaller radius or input scale, or tanh/sigmoid")
     norms = jacobian_norms(trace, cfg.pairs)
-    loss, _, direct = output_errors(params, trace, model.y, cfg.loss_name, cfg.loss_steps)
     log_grads = log_loss_grad_norms(trace, direct)
     rho, smax, gamma = spectral_radius(params.W_hh), sigma_max(params.W_hh), trace.activation.gamma
     summary = {
