@@ -103,6 +103,33 @@ def test_run_with_weights_and_input_files(tmp_path, capsys):
     assert config["tokens"] is True and (config["steps"], config["batch"]) == (9, 2)
 
 
+@pytest.mark.parametrize("activation, radius", [("sigmoid", 1.0), ("linear", 3.0)])
+def test_run_on_a_long_sequence_writes_finite_logs(tmp_path, capsys, activation, radius):
+    """2000 steps: ‖∂h_T/∂h_0‖ or ‖∂L/∂h_0‖ is ~e^∓2000, beyond float64, yet every log is finite
+    (and there is no RuntimeWarning, which this suite turns into an error). Zero inputs keep the
+    linear net's states at 0 while its Jacobians, all equal to W_hh, explode."""
+    np.save(tmp_path / "zeros.npy", np.zeros((2000, 1)))
+    out = tmp_path / "long"
+    code, _, err = gradlab(capsys, "run", "--hidden", "4", "--inputs", "1", "--steps", "2000", "--batch", "1",
+                           "--activation", activation, "--radius", radius, "--init", "orthogonal",
+                           "--loss-steps", "last", "--out", out,
+                           *(["--input-seq", tmp_path / "zeros.npy"] if activation == "linear" else []))
+    assert code == 0, err
+    tables = read_run(out)
+    assert np.all(np.isfinite(tables["norms"].log10_norm)) and np.all(np.isfinite(tables["grads"].log10_grad_norm))
+    extreme = max(abs(tables["norms"].log10_norm).max(), abs(tables["grads"].log10_grad_norm).max())
+    assert extreme > 308  # beyond what a float64 norm could hold
+
+
+def test_run_refuses_a_network_whose_states_overflow(tmp_path, capsys):
+    """A linear net with ρ = 3 driven by inputs: h_t ~ 3^t passes 1e308 near step 650."""
+    code, stdout, stderr = gradlab(capsys, "run", "--hidden", "4", "--inputs", "1", "--steps", "2000", "--batch", "1",
+                                   "--activation", "linear", "--radius", "3", "--out", tmp_path / "x")
+    assert code == 2 and stdout == "" and len(stderr.splitlines()) == 1
+    assert re.match(r"Error: the forward pass overflows float64 .*at step \d+ of 2000", stderr)
+    assert os.listdir(tmp_path) == []
+
+
 def test_run_refuses_an_existing_folder_unless_forced(tmp_path, capsys):
     out = tmp_path / "r"
     out.mkdir()
