@@ -306,6 +306,76 @@ def inspect(path):
     click.echo(inspect_path(path))
 
 
+@cli.command()
+@click.argument("figure", required=False)
+@click.argument("results_dir", required=False, type=click.Path(file_okay=False))
+@click.option("--out", "-o", default="figures", show_default=True, type=click.Path(file_okay=False),
+              help="Folder the figure files are written into (created if needed).")
+@click.option("--format", "formats", default="pdf,png", show_default=True,
+              help="Comma-separated formats: pdf (vector), png (300 dpi), svg.")
+@click.option("--list", "list_figures", is_flag=True, help="List the figures, what each shows and the CSVs it reads.")
+def plot(figure, results_dir, out, formats, list_figures):
+    """Draw FIGURE from the CSVs in RESULTS_DIR (never from anything in memory).
+
+    RESULTS_DIR is a sweep folder (gradlab sweep), a folder of gradlab run
+    folders (one per network), or a single run folder. Writes
+    OUT/FIGURE.pdf and OUT/FIGURE.png; `gradlab plot --list` names the figures.
+
+    \b
+    Examples:
+      gradlab plot norms-vs-lag results/vanishing --out figures/
+      gradlab plot heatmap runs/ --format png        # runs/ holds `gradlab run --pairs all` folders
+    """
+    from .plots.figures import FIGURES, draw_figure
+
+    if list_figures:
+        for name, spec in FIGURES.items():
+            click.echo(f"{name:<18} {spec.description}\n{'':<18} reads: "
+                       f"{', '.join(spec.tables)}  (gradlab reproduce: results/…/{spec.results})")
+        return 0
+    if figure is None or results_dir is None:
+        raise GradlabError("give FIGURE and RESULTS_DIR, e.g. `gradlab plot heatmap results/heatmap` "
+                           "(`gradlab plot --list` names the figures)")
+    for path in draw_figure(figure, results_dir, out, formats):
+        click.echo(f"wrote {path}")
+    return 0
+
+
+@cli.command()
+@click.option("--quick", is_flag=True,
+              help="Small sizes from each sweep file's [quick] table: every figure in a few minutes.")
+@click.option("--out", "-o", default=None, type=click.Path(file_okay=False),
+              help="Folder for the figures  [default: figures, or figures/quick with --quick].")
+@click.option("--results", default="results", show_default=True, type=click.Path(file_okay=False),
+              help="Where results go: RESULTS/full/NAME or RESULTS/quick/NAME (interrupted sweeps resume).")
+@click.option("--experiments", default="experiments", show_default=True, type=click.Path(file_okay=False),
+              help="Folder of sweep files (*.toml).")
+@click.option("--jobs", "-j", type=int, default=2, show_default=True, help="Worker processes for the sweeps.")
+@click.option("--format", "formats", default="pdf,png", show_default=True, help="Comma-separated figure formats.")
+@click.option("--figure", "figures", multiple=True, help="Only this figure (repeatable)  [default: all].")
+def reproduce(quick, out, results, experiments, jobs, formats, figures):
+    """Run every shipped experiment and draw every figure from the saved CSVs.
+
+    \b
+    1. each experiments/NAME.toml runs as a sweep into RESULTS/{quick,full}/NAME
+    2. single networks for the (t, k) heatmap and transient growth are measured
+    3. every figure of `gradlab plot --list` is drawn into OUT (PDF + PNG)
+
+    \b
+    Examples:
+      gradlab reproduce --quick           # a few minutes on 2 cores → figures/quick/
+      gradlab reproduce --jobs 2          # the README figures → figures/
+    """
+    from .reproduce import reproduce as reproduce_all
+
+    out = out or ("figures/quick" if quick else "figures")
+    done = reproduce_all(results=results, out=out, quick=quick, experiments=experiments, jobs=jobs, formats=formats,
+                         figures=list(figures) or None, log=click.echo)
+    click.echo(f"{len(done.figures)} figure files in {out}/ "
+               f"({sum(done.seconds.values()):.0f} s)")
+    return 0
+
+
 def main(argv=None):
     """Entry point: one-line errors, exit code 2 for bad input, no tracebacks."""
     try:

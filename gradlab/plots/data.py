@@ -1,0 +1,301 @@
+"""Computing for figures: read results folders into tables and reduce them.
+
+Nothing here draws. Figures are made from saved CSVs only (DESIGN.md), so
+every function takes either a results folder or a DataFrame read from one.
+
+A *results folder* is either
+
+* a sweep folder (``gradlab sweep``): ``runs.csv`` plus long tables whose
+  rows repeat the run's parameters after ``run_id``; or
+* a folder of ``gradlab run`` folders, e.g. ``results/heatmap/r0.8/``: each
+  sub-folder's table is read, given ``run_id`` = the sub-folder name and
+  the parameters of its ``manifest.json``, and the tables are stacked, so
+  both kinds of folder give the same long form; or
+* a single ``gradlab run`` folder (one run).
+
+Logs in the CSVs are base 10; growth rates are in nats per step (natural
+log), as in ``gradlab run``'s summary.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import GradlabError
+from ..jacobian_norms import fit_growth_rate
+from ..schema import read_table, require_columns
+
+LN10 = np.log(10.0)
+
+# Which file holds each table of gradlab.schema.COLUMNS.
+TABLE_FILES = {
+    "norms": "norms.csv",
+    "spectrum": "spectrum.csv",
+    "grads": "grads.csv",
+    "runs": "runs.csv",
+    "sweep_norms": "norms.csv",
+    "sweep_spectrum": "spectrum.csv",
+    "training": "training.csv",
+    "evaluation": "evaluation.csv",
+    "truncation": "truncation.csv",
+}
+
+
+def run_parameters(folder: Path) -> dict:
+    """Scalar config values of a ``gradlab run`` folder's manifest (activation, init, radius, …)."""
+    path = folder / "manifest.json"
+    if not path.is_file():
+        return {}
+    try:
+        config = json.loads(path.read_text(encoding="utf-8")).get("config", {})
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise GradlabError(f"cannot read {str(path)!r}: {e}") from None
+    return {k: v for k, v in config.items() if isinstance(v, (str, int, float, bool))}
+
+
+def load_table(results_dir, kind: str) -> pd.DataFrame:
+    """Read table ``kind`` (a key of ``gradlab.schema.COLUMNS``) from a results folder.
+
+    Parameters
+    ----------
+    results_dir : path
+        A sweep folder, a folder of ``gradlab run`` folders, or one run folder.
+    kind : str
+        Table kind; its file name is ``TABLE_FILES[kind]``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The table, checked to have the columns of ``kind``. Tables stacked
+        from run folders gain ``run_id`` (the folder name) and the run's
+        parameters as leading columns, like a sweep's tables.
+
+    Raises
+    ------
+    GradlabError
+        No such file in the folder or its sub-folders, or a missing column
+        (the message names it).
+    """
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        raise GradlabError(f"no such results folder {str(results_dir)!r}")
+    name = TABLE_FILES[kind]
+    if (results_dir / name).is_file():
+        table = read_table(results_dir / name, kind)
+        if "run_id" not in table.columns:  # one `gradlab run` folder
+            table = with_run_columns(table, results_dir.name, run_parameters(results_dir))
+        return table
+    folders = sorted(p for p in results_dir.iterdir() if p.is_dir() and (p / name).is_file())
+    if not folders:
+        raise GradlabError(f"no {name} in {str(results_dir)!r} or its sub-folders")
+    return pd.concat([with_run_columns(read_table(f / name, kind), f.name, run_parameters(f)) for f in folders],
+                     ignore_index=True)
+
+
+def with_run_columns(table: pd.DataFrame, run_id: str, parameters: dict) -> pd.DataFrame:
+    """Prepend ``run_id`` and parameter columns (sweep layout) to a run's table."""
+    front = {"run_id": run_id, **{k: v for k, v in parameters.items() if k not in table.columns}}
+    return pd.concat([pd.DataFrame(front, index=table.index), table], axis=1)
+
+
+def ordered(values, preferred=("tanh", "sigmoid", "relu", "linear")) -> list:
+    """Distinct values, those in ``preferred`` first in that order, then sorted."""
+    values = list(pd.unique(pd.Series(values)))
+    first = [v for v in preferred if v in values]
+    return first + sorted(v for v in values if v not in first)
+
+
+def lag_curves(norms: pd.DataFrame, by=("activation", "radius")) -> pd.DataFrame:
+    """Mean log10‖∂h_t/∂h_k‖ per lag, averaged over seeds (and pairs), with its theory.
+
+    Parameters
+    ----------
+    norms : DataFrame
+        A sweep's ``norms.csv`` (``lag``, ``mean_log10_norm``, ``log10_bound``,
+        ``log10_rate`` and the parameter columns ``by``) or a run's
+        ``norms.csv`` (``log10_norm`` per pair).
+    by : sequence of str
+        Parameter columns that define one curve.
+
+    Returns
+    -------
+    DataFrame
+        One row per (``by``…, ``lag``): ``log10_norm`` (mean of log10, i.e. the
+        geometric mean of the norms), ``lo``/``hi`` (smallest/largest per-seed
+        mean, the spread across seeds), ``log10_bound`` and ``log10_rate``
+        (means over seeds of lag·log10(σ_max γ_h) and lag·log10 ρ), and
+        ``n_runs``, the number of runs averaged.
+
+    Notes
+    -----
+    A product that is exactly zero (log10 = −inf, e.g. every ReLU unit off)
+    cannot be drawn on a log axis; such values are left out of the means, as
+    :func:`gradlab.fit_growth_rate` leaves them out of its fit, and
+    ``n_runs`` says how many runs remain at each lag.
+    """
+    value = "mean_log10_norm" if "mean_log10_norm" in norms.columns else "log10_norm"
+    by = list(by)
+    require_columns(norms, by + ["run_id", "lag", value, "log10_bound", "log10_rate"], "norms table")
+    finite = norms[np.isfinite(norms[value])]
+    per_run = finite.groupby(by + ["run_id", "lag"], sort=True)[[value, "log10_bound", "log10_rate"]].mean()
+    grouped = per_run.groupby(level=by + ["lag"])
+    out = grouped.mean().rename(columns={value: "log10_norm"})
+    out["lo"] = grouped[value].min()
+    out["hi"] = grouped[value].max()
+    out["n_runs"] = grouped[value].size()
+    return out.reset_index()
+
+
+def pair_grid(norms: pd.DataFrame):
+    """log10‖∂h_t/∂h_k‖ on the (t, k) grid, averaged (in log) over sequences.
+
+    Parameters
+    ----------
+    norms : DataFrame
+        One run's per-pair table (``t``, ``k``, ``log10_norm``).
+
+    Returns
+    -------
+    t : (P,) int, k : (Q,) int
+        The distinct output and input steps.
+    grid : (P, Q) float
+        ``grid[i, j]`` = mean over sequences of log10‖∂h_{t_i}/∂h_{k_j}‖;
+        NaN where no pair was measured (t ≤ k).
+    """
+    require_columns(norms, ["t", "k", "log10_norm"], "norms table")
+    finite = norms[np.isfinite(norms["log10_norm"])]
+    wide = finite.groupby(["t", "k"])["log10_norm"].mean().unstack("k")
+    return wide.index.to_numpy(), wide.columns.to_numpy(), wide.to_numpy(dtype=float)
+
+
+def rates(norms: pd.DataFrame) -> dict:
+    """Per-step growth rates (nats/step) of one run: measured slope, bound and ρ-rate.
+
+    ``measured`` is the least-squares slope of ln‖∂h_t/∂h_k‖ against lag
+    (as ``gradlab.fit_growth_rate``); ``bound`` = ln(σ_max γ_h) and
+    ``asymptotic`` = ln ρ are read back from the ``log10_bound`` and
+    ``log10_rate`` columns (lag · log10 of the factor).
+    """
+    value = "mean_log10_norm" if "mean_log10_norm" in norms.columns else "log10_norm"
+    require_columns(norms, ["lag", value, "log10_bound", "log10_rate"], "norms table")
+    lag = norms["lag"].to_numpy(dtype=float)
+    pos = lag > 0
+    return {
+        "measured": fit_growth_rate(lag, norms[value].to_numpy(dtype=float) * LN10),
+        "bound": float(np.mean(norms["log10_bound"].to_numpy()[pos] / lag[pos]) * LN10),
+        "asymptotic": float(np.mean(norms["log10_rate"].to_numpy()[pos] / lag[pos]) * LN10),
+    }
+
+
+def growth_summary(runs: pd.DataFrame, by=("activation", "radius")) -> pd.DataFrame:
+    """Measured growth rate per (activation, radius) over seeds, with the theory rates.
+
+    Parameters
+    ----------
+    runs : DataFrame
+        A sweep's ``runs.csv`` with ``growth_rate`` (fitted, nats/step),
+        ``rho``, ``sigma_max``, ``gamma_h`` and the columns ``by``.
+
+    Returns
+    -------
+    DataFrame
+        One row per group: ``growth_rate`` (mean), ``lo``/``hi`` (min/max over
+        seeds), ``bound_rate`` = mean ln(σ_max γ_h), ``log_rho`` = mean ln ρ.
+    """
+    by = list(by)
+    require_columns(runs, by + ["growth_rate", "rho", "sigma_max", "gamma_h"], "runs table")
+    runs = runs.assign(bound_rate=np.log(runs["sigma_max"] * runs["gamma_h"]), log_rho=np.log(runs["rho"]))
+    grouped = runs.groupby(by, sort=True)
+    out = grouped[["growth_rate", "bound_rate", "log_rho"]].mean()
+    out["lo"] = grouped["growth_rate"].min()
+    out["hi"] = grouped["growth_rate"].max()
+    return out.reset_index()
+
+
+def final_metrics(evaluation: pd.DataFrame, by=("clip", "radius")) -> pd.DataFrame:
+    """Task metric at the last evaluation of each run, averaged over seeds.
+
+    Returns one row per group with ``metric`` (mean), ``lo``/``hi`` (min/max
+    over runs) and ``metric_name``.
+    """
+    by = list(by)
+    require_columns(evaluation, by + ["run_id", "step", "metric_name", "metric"], "evaluation table")
+    last = evaluation.sort_values("step").groupby("run_id", sort=False).tail(1)
+    grouped = last.groupby(by, sort=True)
+    out = grouped[["metric"]].mean()
+    out["lo"] = grouped["metric"].min()
+    out["hi"] = grouped["metric"].max()
+    out["metric_name"] = grouped["metric_name"].first()
+    return out.reset_index()
+
+
+def truncation_curves(truncation: pd.DataFrame, by=("radius",)) -> pd.DataFrame:
+    """Relative error of truncated BPTT per truncation length, geometric mean over seeds.
+
+    ``rel_error`` = ‖g_K − g‖ / ‖g‖ over all parameters together (rows with
+    ``parameter == "all"``) when present, else for ``W_hh``, else the worst
+    parameter. Rows: (``by``…, ``truncate``) with ``log10_error`` and
+    ``lo``/``hi`` over seeds (log10).
+    """
+    by = list(by)
+    require_columns(truncation, by + ["run_id", "truncate", "parameter", "rel_error"], "truncation table")
+    chosen = next((p for p in ("all", "W_hh") if (truncation["parameter"] == p).any()), None)
+    if chosen is not None:
+        rows = truncation[truncation["parameter"] == chosen]
+    else:
+        rows = truncation.groupby(by + ["run_id", "truncate"], as_index=False)["rel_error"].max()
+    rows = rows[rows["rel_error"] > 0]  # exactly 0 when K ≥ T: the truncated gradient is the gradient
+    rows = rows.assign(log10_error=np.log10(rows["rel_error"]))
+    grouped = rows.groupby(by + ["truncate"], sort=True)["log10_error"]
+    return pd.DataFrame({"log10_error": grouped.mean(), "lo": grouped.min(), "hi": grouped.max()}).reset_index()
+
+
+def quarter_circle_quantiles(n: int) -> np.ndarray:
+    """Expected sorted singular values of an n×n Gaussian N(0, 1/n) matrix (largest first).
+
+    The singular values follow the quarter-circle law p(σ) = √(4 − σ²)/π on
+    [0, 2] (Marchenko–Pastur for a square matrix), so σ_max → 2 while the
+    eigenvalues fill the unit disc (circular law) and ρ → 1. Returns the
+    quantiles F⁻¹(1 − (i + ½)/n), i = 0 … n−1, with
+    F(σ) = (σ√(4 − σ²)/2 + 2 arcsin(σ/2))/π, found by bisection.
+    """
+    p = 1.0 - (np.arange(n) + 0.5) / n
+    lo, hi = np.zeros(n), np.full(n, 2.0)
+    for _ in range(60):  # 2 / 2^60 is far below float resolution on [0, 2]
+        mid = 0.5 * (lo + hi)
+        cdf = (mid * np.sqrt(4.0 - mid**2) / 2.0 + 2.0 * np.arcsin(mid / 2.0)) / np.pi
+        below = cdf < p
+        lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
+    return 0.5 * (lo + hi)
+
+
+def theory_singular_values(init: str, n: int, rho: float) -> np.ndarray | None:
+    """Singular values random-matrix theory expects for a W_hh initialiser at radius ρ.
+
+    ``orthogonal`` and ``identity``: all equal ρ (a normal matrix). ``gaussian``:
+    ρ × quarter-circle quantiles (the circular law puts ρ ≈ 1 before the
+    rescaling, so σ_max ≈ 2ρ). Unknown inits: None.
+    """
+    if init in ("orthogonal", "identity"):
+        return np.full(n, float(rho))
+    if init == "gaussian":
+        return rho * quarter_circle_quantiles(n)
+    return None
+
+
+def ginibre_power_norm(lag) -> np.ndarray:
+    """log10 of the n → ∞ limit of ‖G^k‖₂ for G Gaussian N(0, 1/n) (ρ(G) → 1).
+
+    The squared singular values of G^k follow the Fuss–Catalan law of order
+    k, whose upper edge is (k+1)^(k+1)/k^k (Alexeev, Götze & Tikhomirov 2010),
+    so ‖G^k‖₂ → √((k+1)^(k+1)/k^k) ≈ √(e(k+1)): it *grows* with k although
+    every eigenvalue lies in the unit disc. For a finite n the growth stops
+    once k is comparable to n. Returns 0 at lag 0.
+    """
+    k = np.asarray(lag, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        klogk = np.where(k > 0, k * np.log10(np.where(k > 0, k, 1.0)), 0.0)
+    return 0.5 * ((k + 1.0) * np.log10(k + 1.0) - klogk)

@@ -1,0 +1,395 @@
+"""The figure set: each figure is built from the tables of one results folder.
+
+:data:`FIGURES` maps a figure's name to its builder, the tables it reads
+and a one-line description; ``gradlab plot NAME RESULTS_DIR`` and
+``gradlab reproduce`` only go through it, so adding a figure is one entry
+here (a builder ``tables -> Figure`` plus the table kinds of
+:data:`gradlab.schema.COLUMNS` it needs).
+
+Builders get DataFrames read from CSV (:func:`gradlab.plots.data.load_table`),
+reduce them with :mod:`gradlab.plots.data` and lay out panels drawn by the
+``plot_*`` functions; they never compute a network.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib import colors
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+
+from ..activations import get_activation
+from ..errors import GradlabError, check_choice
+from ..schema import require_columns
+from . import data
+from .norms import plot_growth_rates, plot_norm_heatmap, plot_norms_vs_lag, plot_transient_growth
+from .spectrum import plot_eigenvalues, plot_singular_values
+from .style import (BOUND, COLUMN_WIDTH, MEASURED, RATE, TEXT_WIDTH, figure_style, log10_axis, panel_label,
+                    parse_formats, save_figure, sequential_colors)
+from .training import CHANCE, plot_final_metric, plot_grad_norm, plot_loss
+from .truncation import plot_truncation_error
+
+Tables = dict[str, pd.DataFrame]
+CRITICAL_RATE = 0.05  # |growth| below this (nats/step) is called near-critical: e^(0.05·60) ≈ 20 over 60 steps
+EXPLODES, VANISHES = "#fbeae8", "#e6eef8"  # pale backgrounds for growth > 0 and < 0
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    """One figure of the set.
+
+    Attributes
+    ----------
+    build : callable
+        ``tables -> matplotlib Figure``; ``tables`` maps each kind in
+        ``tables`` to its DataFrame.
+    tables : tuple of str
+        Table kinds (keys of :data:`gradlab.schema.COLUMNS`) read from the
+        results folder.
+    results : str
+        The results folder ``gradlab reproduce`` draws it from: the stem of a
+        sweep file ``experiments/NAME.toml`` or a key of
+        :data:`gradlab.reproduce.RUN_SETS`.
+    description : str
+        What the figure shows (CLI help, README).
+    """
+
+    build: Callable[[Tables], plt.Figure]
+    tables: tuple[str, ...]
+    results: str
+    description: str
+
+
+def theory_handles(measured_label: str = "measured") -> list[Line2D]:
+    """Legend entries of the line styles shared by every curve: measured, bound, ρ-rate."""
+    return [Line2D([], [], color="black", label=measured_label, **MEASURED),
+            Line2D([], [], color="black", label=r"bound $(\sigma_{\max}\gamma_h)^{t-k}$", **BOUND),
+            Line2D([], [], color="black", label=r"rate $\rho^{t-k}$ (not a bound)", **RATE)]
+
+
+def activation_title(activation: str) -> str:
+    gamma = get_activation(activation).gamma
+    return rf"{activation} ($\gamma_h = {gamma:g}$)"
+
+
+def param_label(row: pd.Series, names=("init", "activation", "radius")) -> str:
+    """'gaussian, tanh, ρ = 1.5' from whichever of ``names`` a run's row has."""
+    parts = []
+    for name in names:
+        if name in row.index and pd.notna(row[name]):
+            parts.append(rf"$\rho = {row[name]:g}$" if name == "radius" else str(row[name]))
+    return ", ".join(parts) or str(row["run_id"])
+
+
+# ------------------------------------------------------------------ the builders
+
+def norms_vs_lag(tables: Tables) -> plt.Figure:
+    curves = data.lag_curves(tables["sweep_norms"], by=("activation", "radius"))
+    activations = data.ordered(curves["activation"])
+    color_of, mappable = sequential_colors(curves["radius"])
+    fig, axes = plt.subplots(1, len(activations), figsize=(TEXT_WIDTH, 2.5), squeeze=False)
+    for i, (ax, act) in enumerate(zip(axes[0], activations)):
+        plot_norms_vs_lag(curves[curves["activation"] == act], ax=ax, color_of=color_of)
+        ax.set_title(activation_title(act))
+        panel_label(ax, "abcdefgh"[i])
+        if i:
+            ax.set_ylabel("")
+    fig.colorbar(mappable, ax=axes[0].tolist(), label=r"initial $\rho(W_{hh})$", aspect=30, pad=0.01)
+    fig.legend(handles=theory_handles("measured (mean over t and seeds; band: seed range)"),
+               loc="outside upper center", ncols=3)
+    return fig
+
+
+def norm_heatmap(tables: Tables) -> plt.Figure:
+    norms, spectrum = tables["norms"], tables["spectrum"]
+    rho = spectrum[spectrum["kind"] == "eigenvalue"].groupby("run_id")["abs"].max()
+    runs = sorted(pd.unique(norms["run_id"]), key=lambda r: (rho.get(r, np.nan), r))
+    grids = {r: data.pair_grid(norms[norms["run_id"] == r]) for r in runs}
+    lo, hi = norms_range = data_range(g for _, _, g in grids.values())
+    norm = colors.TwoSlopeNorm(0.0, min(lo, -1e-9), max(hi, 1e-9))
+    fig, axes = plt.subplots(1, len(runs), figsize=(TEXT_WIDTH, 2.6), squeeze=False, sharey=True)
+    for i, (ax, r) in enumerate(zip(axes[0], runs)):
+        t, k, grid = grids[r]
+        plot_norm_heatmap(t, k, grid, ax=ax, norm=norm)
+        rows = norms[norms["run_id"] == r]
+        rate = data.rates(rows)
+        regime = ("near-critical" if abs(rate["measured"]) < CRITICAL_RATE
+                  else "vanishing" if rate["measured"] < 0 else "exploding")
+        first = rows.iloc[0]
+        ax.set_title(f"{regime}: " + param_label(first, ("activation", "radius")))
+        ax.text(0.97, 0.04, "growth per step (nats):\n"
+                f"measured {signed(rate['measured'])}\n"
+                rf"bound $\ln\sigma_{{\max}}\gamma_h$ {signed(rate['bound'])}" "\n"
+                rf"$\ln\rho$ {signed(rate['asymptotic'])}",
+                transform=ax.transAxes, ha="right", va="bottom", fontsize=6.5, linespacing=1.25,
+                bbox={"boxstyle": "square,pad=0.25", "facecolor": "white", "edgecolor": "none", "alpha": 0.85})
+        panel_label(ax, "abcdefgh"[i])
+        if i:
+            ax.set_ylabel("")
+    cbar = fig.colorbar(axes[0][0].images[0], ax=axes[0].tolist(), aspect=30, pad=0.01,
+                        label=r"$\|\partial h_t/\partial h_k\|_2$")
+    cbar.ax.set_ylim(*norms_range)
+    log10_axis(cbar.ax, "y")
+    return fig
+
+
+def signed(x: float) -> str:
+    """'+0.30' / '−0.51' with a true minus sign."""
+    return f"{x:+.2f}".replace("-", "\u2212")
+
+
+def data_range(arrays) -> tuple[float, float]:
+    """Smallest and largest finite value over several arrays."""
+    finite = np.concatenate([np.asarray(a, float).ravel() for a in arrays])
+    finite = finite[np.isfinite(finite)]
+    if not finite.size:
+        raise GradlabError("no finite log10_norm values to draw")
+    return float(finite.min()), float(finite.max())
+
+
+def spectrum(tables: Tables) -> plt.Figure:
+    spec = tables["spectrum"]
+    runs = list(dict.fromkeys(spec["run_id"]))
+    fig, (ax_eig, ax_sv) = plt.subplots(1, 2, figsize=(TEXT_WIDTH, 2.9), width_ratios=(1, 1.45))
+    handles = []
+    for i, r in enumerate(runs):
+        rows = spec[spec["run_id"] == r]
+        first = rows.iloc[0]
+        rho = rows.loc[rows["kind"] == "eigenvalue", "abs"].max()
+        n = int((rows["kind"] == "singular_value").sum())
+        by_radius = first.get("scale_by", "radius") == "radius"
+        theory = data.theory_singular_values(first.get("init"), n, rho) if by_radius else None
+        label = INIT_LABELS.get(first.get("init"), param_label(first, ("init", "radius")))
+        plot_eigenvalues(rows, ax=ax_eig, color=f"C{i}", unit_circle=(i == 0))
+        plot_singular_values(rows, ax=ax_sv, color=f"C{i}", theory=theory)
+        handles.append(Line2D([], [], color=f"C{i}", marker="o", markersize=2.5, linewidth=0.6, label=label))
+    handles += [Line2D([], [], color="black", label="random-matrix theory", **BOUND),
+                Line2D([], [], color="black", label=r"$\rho$ (dotted: also the circle $|\lambda| = \rho$)", **RATE),
+                Line2D([], [], color="black", marker="*", markersize=7, linestyle="none",
+                       label=r"$\sigma_{\max} = \gamma_W$, which sets the bound")]
+    ax_sv.legend(handles=handles, loc="upper right")
+    ax_sv.set_ylim(0, 1.12 * spec.loc[spec["kind"] == "singular_value", "abs"].max())
+    ax_eig.set_title(r"eigenvalues $\lambda_i(W_{hh})$", loc="right")
+    ax_sv.set_title(rf"singular values, $n = {n}$", loc="right")
+    panel_label(ax_eig, "a")
+    panel_label(ax_sv, "b")
+    return fig
+
+
+def growth_rate(tables: Tables) -> plt.Figure:
+    summary = data.growth_summary(tables["runs"], by=("activation", "radius"))
+    activations = data.ordered(summary["activation"])
+    fig, axes = plt.subplots(1, len(activations), figsize=(TEXT_WIDTH, 2.5), squeeze=False, sharey=True)
+    for i, (ax, act) in enumerate(zip(axes[0], activations)):
+        plot_growth_rates(summary[summary["activation"] == act], ax=ax, color=f"C{i}")
+        ax.axhspan(0, 1e3, color=EXPLODES, linewidth=0, zorder=-1)
+        ax.axhspan(-1e3, 0, color=VANISHES, linewidth=0, zorder=-1)
+        ax.set_title(activation_title(act))
+        panel_label(ax, "abcdefgh"[i])
+        if i:
+            ax.set_ylabel("")
+    lo = min(summary["lo"].min(), summary["log_rho"].min())
+    hi = max(summary["hi"].max(), summary["bound_rate"].max())
+    axes[0][0].set_ylim(lo - 0.08 * (hi - lo), hi + 0.08 * (hi - lo))
+    handles = [Line2D([], [], color="black", marker="o", label=r"measured slope of $\ln\|\partial h_T/\partial h_k\|$"
+                      " (band: seed range)", **MEASURED),
+               Line2D([], [], color="black", label=r"bound $\ln(\sigma_{\max}\gamma_h)$", **BOUND),
+               Line2D([], [], color="black", label=r"rate $\ln\rho$", **RATE),
+               Patch(color=EXPLODES, label="> 0: explodes"), Patch(color=VANISHES, label="< 0: vanishes")]
+    fig.legend(handles=handles, loc="outside upper center", ncols=5, columnspacing=0.8, handlelength=1.8)
+    return fig
+
+
+def clip_settings(table: pd.DataFrame) -> pd.DataFrame:
+    """Add ``setting`` ("none", "norm τ=1", "value c=0.5") and ``tau`` (norm threshold, else NaN) columns.
+
+    Reads the training parameters ``clipping`` and ``threshold`` (gradlab.training.TrainConfig).
+    """
+    require_columns(table, ["clipping"], "training table")
+    threshold = table["threshold"] if "threshold" in table.columns else pd.Series(np.nan, index=table.index)
+    symbol = {"norm": "τ", "value": "c"}
+    setting = [c if c == "none" or pd.isna(t) else f"{c} {symbol.get(c, 'θ')}={t:g}"
+               for c, t in zip(table["clipping"], threshold)]
+    return table.assign(setting=setting, tau=threshold.where(table["clipping"] == "norm"))
+
+
+def training(tables: Tables) -> plt.Figure:
+    train, evaluation = clip_settings(tables["training"]), clip_settings(tables["evaluation"])
+    require_columns(train, ["activation", "radius"], "training table")
+    settings = sorted(pd.unique(train["setting"]), key=lambda s: (s != "none", s))
+    color_of = {s: f"C{i}" for i, s in enumerate(settings)}
+    activation = data.ordered(train["activation"])[0]
+    radius = train["radius"].max()  # the largest radius is where gradients explode and clipping acts
+    shown = train[(train["activation"] == activation) & (train["radius"] == radius)]
+    # one run per setting: the smallest seed (a sweep without a seed parameter has one run per setting)
+    seed = shown["seed"].min() if "seed" in shown.columns else None
+    if seed is not None:
+        shown = shown[shown["seed"] == seed]
+    chance, metric_name = task_chance(evaluation)
+    fig, (ax_loss, ax_grad, ax_final) = plt.subplots(1, 3, figsize=(TEXT_WIDTH, 2.5))
+    for s in settings:
+        run = shown[shown["setting"] == s]
+        if run.empty:
+            continue
+        plot_loss(run, ax=ax_loss, color=color_of[s], label=s, chance=chance if metric_name == "mse" else None)
+        plot_grad_norm(run, ax=ax_grad, color=color_of[s], threshold=run["tau"].iloc[0])
+    log10_axis(ax_grad, "y")
+    ax_loss.set_title(rf"{activation}, $\rho = {radius:g}$" + (f", seed {seed}" if seed is not None else ""),
+                      loc="right")
+    ax_grad.set_title(f"{activation}, " + rf"$\rho = {radius:g}$", loc="right")
+    final = data.final_metrics(evaluation[evaluation["activation"] == activation], by=("setting", "radius"))
+    plot_final_metric(final, ax=ax_final, color_of=color_of, chance=chance,
+                      metric_label=f"final {metric_name.replace('_', ' ')} (held out)")
+    ax_final.set_title(f"{activation}, every " + r"$\rho$", loc="right")
+    handles = [Line2D([], [], color=color_of[s], label=f"clipping: {s}") for s in settings]
+    handles += [Line2D([], [], color="black", marker="o", markersize=1.8, linestyle="none", label="clipped update"),
+                Line2D([], [], color="black", label=r"threshold $\tau$", **RATE)]
+    if chance is not None:
+        handles.append(Line2D([], [], label=f"chance ({chance:.3g})", **CHANCE))
+    fig.legend(handles=handles, loc="outside upper center", ncols=len(handles), columnspacing=0.9,
+               handlelength=1.6)
+    for ax, letter in zip((ax_loss, ax_grad, ax_final), "abc"):
+        panel_label(ax, letter)
+    return fig
+
+
+def task_chance(evaluation: pd.DataFrame) -> tuple[float | None, str]:
+    """Chance-level metric of the task trained on (gradlab.tasks), and the metric's name."""
+    from ..tasks import TASKS
+
+    metric_name = str(evaluation["metric_name"].iloc[0])
+    if "task" in evaluation.columns:
+        task = TASKS.get(str(evaluation["task"].iloc[0]))
+        if task is not None and task.metric_name == metric_name:
+            return task.chance, metric_name
+    return None, metric_name
+
+
+def truncation(tables: Tables) -> plt.Figure:
+    table = tables["truncation"]
+    by = ("activation", "radius") if "activation" in table.columns else ("radius",)
+    curves = data.truncation_curves(table, by=by)
+    activations = data.ordered(curves["activation"]) if "activation" in by else [None]
+    color_of, mappable = sequential_colors(curves["radius"])
+    width = COLUMN_WIDTH + 0.6 if len(activations) == 1 else TEXT_WIDTH
+    fig, axes = plt.subplots(1, len(activations), figsize=(width, 2.6), squeeze=False, sharey=True)
+    for i, (ax, act) in enumerate(zip(axes[0], activations)):
+        plot_truncation_error(curves if act is None else curves[curves["activation"] == act], ax=ax,
+                              color_of=color_of)
+        if act is not None:
+            ax.set_title(activation_title(act))
+        if len(activations) > 1:
+            panel_label(ax, "abcdefgh"[i])
+    fig.colorbar(mappable, ax=axes[0].tolist(), label=r"initial $\rho(W_{hh})$", aspect=30, pad=0.01)
+    handles = [Line2D([], [], color="black", marker="o", markersize=2.5, label="measured", **MEASURED),
+               Line2D([], [], color="black", label=r"$\propto\rho^{K}$", **RATE)]
+    axes[0][0].legend(handles=handles, loc="lower left")
+    return fig
+
+
+INIT_LABELS = {"gaussian": r"Gaussian $W_{hh}$ (non-normal)", "orthogonal": r"orthogonal $W_{hh}$ (normal)",
+               "identity": r"identity $W_{hh}$ (normal)"}
+
+
+def transient_growth(tables: Tables) -> plt.Figure:
+    norms = tables["norms"]
+    require_columns(norms, ["init", "radius"], "norms table")
+    curves = data.lag_curves(norms, by=("init", "radius"))
+    radius = curves["radius"].min()
+    curves = curves[curves["radius"] == radius]
+    inits = list(dict.fromkeys(curves["init"]))
+    color_of = {init: f"C{i}" for i, init in enumerate(inits)}
+    labels = {init: INIT_LABELS.get(init, init) for init in inits}
+    fig, (ax_abs, ax_ratio) = plt.subplots(1, 2, figsize=(TEXT_WIDTH, 2.6))
+    plot_norms_vs_lag(curves, ax=ax_abs, by="init", color_of=color_of, labels=labels)
+    handles, _ = ax_abs.get_legend_handles_labels()
+    ax_abs.legend(handles=handles + theory_handles(), loc="lower left")
+    plot_transient_growth(curves, ax=ax_ratio, color_of=color_of, labels=labels)
+    lag = np.arange(0, curves["lag"].max() + 1)
+    ax_ratio.plot(lag, data.ginibre_power_norm(lag), color="black", linewidth=0.7, linestyle="-.",
+                  label=r"Gaussian, $n\to\infty$: $\sqrt{(k+1)^{k+1}/k^{k}}$")
+    handles, _ = ax_ratio.get_legend_handles_labels()
+    handles.append(Line2D([], [], color="black", label=r"bound $(\sigma_{\max}/\rho)^{t-k}$", **BOUND))
+    ax_ratio.legend(handles=handles[len(inits):], loc="center right")
+    ax_ratio.set_ylim(top=ax_ratio.get_ylim()[1])
+    first = norms.iloc[0]
+    context = ", ".join(p for p in (f"{first['activation']} " + r"$\varphi$" if "activation" in norms else "",
+                                    f"$n = {first['hidden']}$" if "hidden" in norms else "",
+                                    rf"$\rho(W_{{hh}}) = {radius:g}$") if p)
+    ax_abs.set_title(context, loc="right")
+    ax_ratio.set_title(r"ratio to the asymptotic rate $\rho^{t-k}$", loc="right")
+    panel_label(ax_abs, "a")
+    panel_label(ax_ratio, "b")
+    return fig
+
+
+def activations_of(table: pd.DataFrame) -> list[str]:
+    return data.ordered(table["activation"]) if "activation" in table.columns else []
+
+
+FIGURES: dict[str, FigureSpec] = {
+    "norms-vs-lag": FigureSpec(norms_vs_lag, ("sweep_norms",), "vanishing",
+                               "‖∂h_t/∂h_k‖ against lag per spectral radius and activation, with the bound "
+                               "(dashed) and the ρ-rate (dotted)"),
+    "heatmap": FigureSpec(norm_heatmap, ("norms", "spectrum"), "heatmap",
+                          "log10‖∂h_t/∂h_k‖ over (t, k) for vanishing, near-critical and exploding networks "
+                          "(gradlab run --pairs all folders)"),
+    "spectrum": FigureSpec(spectrum, ("spectrum",), "transient",
+                           "eigenvalues of W_hh in the complex plane (unit circle, |λ| = ρ) and singular values "
+                           "with σ_max marked"),
+    "growth-rate": FigureSpec(growth_rate, ("runs",), "vanishing",
+                              "per-step growth rate against initial ρ per activation, with ln(σ_max γ_h) and ln ρ"),
+    "clipping": FigureSpec(training, ("training", "evaluation"), "clipping",
+                           "training loss and pre-clip gradient norm per update per clipping setting, clipping "
+                           "events marked; final task error against ρ"),
+    "truncation": FigureSpec(truncation, ("truncation",), "truncation",
+                             "relative error of truncated BPTT against truncation length K per spectral radius"),
+    "transient-growth": FigureSpec(transient_growth, ("norms",), "transient",
+                                   "‖W^k‖/ρ^k for a Gaussian (non-normal) and an orthogonal W_hh of the same ρ: "
+                                   "ρ^k is not a bound"),
+}
+
+
+def load_figure_tables(name: str, results_dir) -> Tables:
+    """Read the tables figure ``name`` needs from ``results_dir`` (checked columns)."""
+    check_choice(name, FIGURES, "figure")
+    try:
+        return {kind: data.load_table(results_dir, kind) for kind in FIGURES[name].tables}
+    except GradlabError as e:
+        raise GradlabError(f"figure {name!r}: {e}") from None
+
+
+def draw_figure(name: str, results_dir, out, formats=("pdf", "png")) -> list[Path]:
+    """Draw figure ``name`` from the CSVs in ``results_dir`` into ``out/name.<format>``.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`FIGURES`.
+    results_dir : path
+        Folder of CSVs (see :func:`gradlab.plots.data.load_table`).
+    out : path
+        Folder for the figure files (created if needed).
+    formats : str or sequence
+        ``"pdf,png"`` or e.g. ``("png",)``.
+
+    Returns
+    -------
+    list of Path
+        The files written.
+
+    Raises
+    ------
+    GradlabError
+        Unknown figure, a missing CSV, or a CSV lacking a needed column.
+    """
+    formats = parse_formats(formats)  # fail before reading anything
+    tables = load_figure_tables(name, results_dir)
+    with figure_style():
+        fig = FIGURES[name].build(tables)
+        return save_figure(fig, Path(out) / name, formats)

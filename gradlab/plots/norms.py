@@ -1,0 +1,188 @@
+"""Drawing Jacobian-product norms: against lag, over (t, k), growth rates, transient growth.
+
+Each function draws one panel from a table made by :mod:`gradlab.plots.data`,
+takes ``ax=None`` (a new figure) and returns the axes. Values arrive as
+log10 and are drawn on a linear axis labelled as a log axis (10^n ticks),
+so exploding norms far beyond 1e308 stay finite.
+
+Symbols: ρ = spectral radius of W_hh, σ_max = its largest singular value,
+γ_h = sup|φ'|. Bound ‖∂h_t/∂h_k‖₂ ≤ (σ_max γ_h)^(t−k) (dashed); the
+asymptotic rate ρ^(t−k) (dotted) is not a bound (Pascanu et al. 2013).
+"""
+from __future__ import annotations
+
+import numpy as np
+from matplotlib import colors
+
+from .style import (BOUND, LAG_LABEL, MEASURED, NORM_LABEL, RADIUS_LABEL, RATE, REFERENCE, get_ax, log10_axis,
+                    sequential_colors)
+
+
+def data_limits(*columns, pad: float = 0.06, include=()) -> tuple[float, float]:
+    """Range of the finite values in ``columns`` (and ``include``), padded by a fraction."""
+    values = np.concatenate([np.asarray(c, dtype=float).ravel() for c in columns] + [np.asarray(include, float)])
+    values = values[np.isfinite(values)]
+    lo, hi = (values.min(), values.max()) if values.size else (-1.0, 1.0)
+    margin = pad * (hi - lo) if hi > lo else 0.5
+    return lo - margin, hi + margin
+
+
+def plot_norms_vs_lag(curves, ax=None, by: str = "radius", color_of=None, labels=None, bound: bool = True,
+                      rate: bool = True, spread: bool = True):
+    """‖∂h_t/∂h_k‖₂ against lag, one curve per initial spectral radius, with the bound and ρ-rate.
+
+    Parameters
+    ----------
+    curves : DataFrame
+        Rows of :func:`gradlab.plots.data.lag_curves` for one panel:
+        ``by``, ``lag``, ``log10_norm``, ``lo``, ``hi``, ``log10_bound``,
+        ``log10_rate``.
+    ax : matplotlib Axes, optional
+    by : str
+        The column that tells curves apart (default ``radius``).
+    color_of : callable or mapping, value of ``by`` → colour, optional
+        Shared across panels so that one colour bar serves them all.
+        Default: viridis over the values.
+    labels : mapping value → legend label, optional
+        Label the measured curves (for a legend instead of a colour bar).
+    bound, rate, spread : bool
+        Draw the bound (σ_max γ_h)^(t−k) dashed, the rate ρ^(t−k) dotted, and
+        the band between the smallest and largest per-seed mean.
+
+    Returns
+    -------
+    Axes
+
+    Notes
+    -----
+    The y-range is the measured range, so theory lines that leave it (the
+    bound of an exploding network, steeply) are cut at the frame rather than
+    squashing the data.
+    """
+    ax = get_ax(ax)
+    if color_of is None:
+        color_of, _ = sequential_colors(curves[by])
+    color = color_of.get if isinstance(color_of, dict) else color_of
+    labels = labels or {}
+    for value, c in curves.groupby(by, sort=True):
+        c = c.sort_values("lag")
+        if spread:
+            ax.fill_between(c["lag"], c["lo"], c["hi"], color=color(value), alpha=0.18, linewidth=0)
+        ax.plot(c["lag"], c["log10_norm"], color=color(value), label=labels.get(value), **MEASURED)
+        if bound:
+            ax.plot(c["lag"], c["log10_bound"], color=color(value), **BOUND)
+        if rate:
+            ax.plot(c["lag"], c["log10_rate"], color=color(value), **RATE)
+    ax.axhline(0.0, **REFERENCE)
+    ax.set_xlim(curves["lag"].min(), curves["lag"].max())
+    ax.set_ylim(*data_limits(curves["lo"], curves["hi"], include=[0.0]))
+    log10_axis(ax, "y")
+    ax.set_xlabel(LAG_LABEL)
+    ax.set_ylabel(NORM_LABEL)
+    return ax
+
+
+def plot_norm_heatmap(t, k, grid, ax=None, norm=None, cmap: str = "RdBu_r"):
+    """Heatmap of log10‖∂h_t/∂h_k‖₂ over input step k (x) and output step t (y).
+
+    Parameters
+    ----------
+    t : (P,) int
+    k : (Q,) int
+    grid : (P, Q) float
+        From :func:`gradlab.plots.data.pair_grid`; NaN (t ≤ k) is left blank.
+    norm : matplotlib Normalize, optional
+        Default: diverging, centred on 10^0 = 1 (blue vanishes, red explodes).
+
+    Returns
+    -------
+    Axes
+        The image is ``ax.images[0]`` (for a colour bar).
+    """
+    ax = get_ax(ax)
+    if norm is None:
+        lo, hi = data_limits(grid, pad=0.0, include=[-1e-9, 1e-9])
+        norm = colors.TwoSlopeNorm(0.0, min(lo, -1e-9), max(hi, 1e-9))
+    extent = (k[0] - 0.5, k[-1] + 0.5, t[0] - 0.5, t[-1] + 0.5)
+    ax.imshow(np.ma.masked_invalid(grid), origin="lower", extent=extent, aspect="auto", cmap=cmap, norm=norm,
+              interpolation="nearest")
+    ax.set_xlabel(r"input step $k$")
+    ax.set_ylabel(r"output step $t$")
+    return ax
+
+
+def plot_growth_rates(summary, ax=None, color="C0", label: str | None = None):
+    """Measured per-step growth rate against initial ρ, with ln(σ_max γ_h) and ln ρ.
+
+    Parameters
+    ----------
+    summary : DataFrame
+        Rows of :func:`gradlab.plots.data.growth_summary` for one
+        activation: ``radius``, ``growth_rate``, ``lo``, ``hi``,
+        ``bound_rate``, ``log_rho``.
+
+    Returns
+    -------
+    Axes
+
+    Notes
+    -----
+    Above 0 the norm grows with lag (explodes), below it vanishes. The
+    measured rate must lie below ln(σ_max γ_h) (the bound); ln ρ is where a
+    linear network would settle and is not a bound.
+    """
+    ax = get_ax(ax)
+    s = summary.sort_values("radius")
+    ax.axhline(0.0, **REFERENCE)
+    ax.fill_between(s["radius"], s["lo"], s["hi"], color=color, alpha=0.2, linewidth=0)
+    ax.plot(s["radius"], s["growth_rate"], "o", color=color, label=label or "measured (mean over seeds)",
+            **MEASURED)
+    ax.plot(s["radius"], s["bound_rate"], color="black", label=r"bound $\ln(\sigma_{\max}\gamma_h)$", **BOUND)
+    ax.plot(s["radius"], s["log_rho"], color="black", label=r"rate $\ln\rho$", **RATE)
+    ax.set_xlabel(RADIUS_LABEL)
+    ax.set_ylabel("growth rate (nats / step)")
+    return ax
+
+
+def plot_transient_growth(curves, ax=None, color_of=None, labels=None):
+    """‖∂h_t/∂h_k‖₂ / ρ^(t−k) against lag: where ρ^(t−k) underestimates the norm.
+
+    Parameters
+    ----------
+    curves : DataFrame
+        :func:`gradlab.plots.data.lag_curves` rows grouped by ``init``:
+        ``init``, ``lag``, ``log10_norm``, ``lo``, ``hi``, ``log10_bound``,
+        ``log10_rate``.
+    color_of : mapping init → colour, optional
+    labels : mapping init → legend label, optional
+
+    Returns
+    -------
+    Axes
+
+    Notes
+    -----
+    For a normal W_hh (orthogonal × ρ) with a linear activation
+    ‖W^k‖ = ρ^k exactly, the ratio is 1. A non-normal W_hh (Gaussian) has
+    ‖W^k‖ > ρ^k at short lags (transient growth), bounded by σ_max^k / ρ^k
+    (dashed); ‖W^k‖^(1/k) → ρ only as k → ∞ (Gelfand).
+    """
+    ax = get_ax(ax)
+    inits = list(dict.fromkeys(curves["init"]))
+    color_of = color_of or {init: f"C{i}" for i, init in enumerate(inits)}
+    labels = labels or {}
+    for init in inits:
+        c = curves[curves["init"] == init].sort_values("lag")
+        color = color_of[init]
+        ax.fill_between(c["lag"], c["lo"] - c["log10_rate"], c["hi"] - c["log10_rate"], color=color, alpha=0.2,
+                        linewidth=0)
+        ax.plot(c["lag"], c["log10_norm"] - c["log10_rate"], color=color, label=labels.get(init, init), **MEASURED)
+        ax.plot(c["lag"], c["log10_bound"] - c["log10_rate"], color=color, **BOUND)
+    ax.axhline(0.0, color="black", label=r"$\rho^{t-k}$ (ratio 1)", **{**RATE, "zorder": 3})
+    measured = curves["hi"] - curves["log10_rate"]
+    ax.set_ylim(*data_limits(curves["lo"] - curves["log10_rate"], measured, include=[0.0], pad=0.15))
+    ax.set_xlim(curves["lag"].min(), curves["lag"].max())
+    log10_axis(ax, "y")
+    ax.set_xlabel(LAG_LABEL)
+    ax.set_ylabel(NORM_LABEL + r"$\;/\;\rho^{t-k}$")
+    return ax

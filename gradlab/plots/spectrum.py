@@ -1,0 +1,85 @@
+"""Drawing the spectrum of W_hh: eigenvalues in the complex plane, singular values.
+
+The eigenvalues decide the asymptotic rate ρ = max|λ| of ‖∂h_t/∂h_k‖; the
+singular values decide the bound σ_max γ_h. For a non-normal W_hh the two
+differ (σ_max ≈ 2ρ for a Gaussian matrix), which is why ρ < 1 does not stop
+short-lag growth. Each function draws one run's ``spectrum.csv`` rows
+(``kind``, ``index``, ``real``, ``imag``, ``abs``), takes ``ax=None`` and
+returns the axes.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .style import BOUND, RATE, REFERENCE, get_ax
+
+
+def circle(ax, radius: float, **style) -> None:
+    """Draw the circle |z| = radius."""
+    theta = np.linspace(0.0, 2.0 * np.pi, 361)
+    ax.plot(radius * np.cos(theta), radius * np.sin(theta), **style)
+
+
+def plot_eigenvalues(spectrum, ax=None, color="C0", label: str | None = None, unit_circle: bool = True):
+    """Eigenvalues λ_i of W_hh in the complex plane with the unit circle and the circle |z| = ρ.
+
+    Parameters
+    ----------
+    spectrum : DataFrame
+        One run's spectrum rows; those with ``kind == "eigenvalue"`` are drawn.
+    color : colour of the points and of the ρ-circle (dotted).
+    label : legend label of the points.
+    unit_circle : draw the unit circle and the axes (once per panel).
+
+    Returns
+    -------
+    Axes
+    """
+    ax = get_ax(ax)
+    eig = spectrum[spectrum["kind"] == "eigenvalue"]
+    rho = eig["abs"].max()
+    if unit_circle:
+        circle(ax, 1.0, label="unit circle", **{**REFERENCE, "linewidth": 0.8})
+        ax.axhline(0.0, **REFERENCE)
+        ax.axvline(0.0, **REFERENCE)
+    circle(ax, rho, color=color, **RATE)
+    ax.plot(eig["real"], eig["imag"], "o", color=color, markersize=2.2, markeredgewidth=0, alpha=0.85, label=label)
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.set_xlabel(r"$\mathrm{Re}\,\lambda$")
+    ax.set_ylabel(r"$\mathrm{Im}\,\lambda$")
+    return ax
+
+
+def plot_singular_values(spectrum, ax=None, color="C0", label: str | None = None, theory=None):
+    """Singular values σ_i of W_hh (largest first) with σ_max marked and ρ as a dotted line.
+
+    Parameters
+    ----------
+    spectrum : DataFrame
+        One run's spectrum rows; those with ``kind == "singular_value"`` are drawn.
+    theory : (n,) array, optional
+        Expected singular values (e.g. :func:`gradlab.plots.data.theory_singular_values`),
+        drawn dashed in the same colour.
+
+    Returns
+    -------
+    Axes
+    """
+    ax = get_ax(ax)
+    sv = spectrum[spectrum["kind"] == "singular_value"].sort_values("index")
+    rho = spectrum.loc[spectrum["kind"] == "eigenvalue", "abs"].max()
+    i = sv["index"].to_numpy() + 1
+    ax.plot(i, sv["abs"], "o-", color=color, markersize=2, markeredgewidth=0, linewidth=0.6, label=label)
+    if theory is not None:
+        ax.plot(np.arange(1, len(theory) + 1), theory, color=color, **BOUND)
+    ax.axhline(rho, color=color, **RATE)
+    smax = sv["abs"].iloc[0]
+    ax.plot([1], [smax], marker="*", markersize=8, color=color, markeredgecolor="black", markeredgewidth=0.4,
+            linestyle="none", zorder=5)
+    ax.annotate(rf"$\sigma_{{\max}}={smax:.2f}$, $\rho={rho:.2f}$", (1, smax), xytext=(6, 3),
+                textcoords="offset points", va="bottom", ha="left", fontsize=7, color=color)
+    ax.set_xlabel(r"index $i$")
+    ax.set_ylabel(r"singular value $\sigma_i(W_{hh})$")
+    ax.set_xlim(0, i.max() + 1)
+    ax.set_ylim(0, max(ax.get_ylim()[1], 1.12 * smax))
+    return ax

@@ -1,0 +1,144 @@
+"""The one place where figures get their look: style file, sizes, colours, axes helpers, saving.
+
+Every figure is drawn inside :func:`figure_style`, which applies the packaged
+``gradlab.mplstyle`` (SciencePlots-like: journal column width, inward ticks,
+thin lines, no legend frame, colour-blind-safe cycle) with
+``matplotlib.pyplot.style.context``; nothing else in gradlab sets rcParams.
+"""
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, never a window; figures are drawn on machines without a screen
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib import colors, ticker  # noqa: E402
+
+from ..errors import GradlabError  # noqa: E402
+
+STYLE = resources.files("gradlab") / "gradlab.mplstyle"
+COLUMN_WIDTH = 3.5   # inches: one journal column
+TEXT_WIDTH = 7.1     # inches: two columns / full text width
+FORMATS = ("pdf", "png")
+
+# Line styles that mean the same thing in every figure.
+MEASURED = {"linestyle": "-"}
+BOUND = {"linestyle": (0, (4, 2)), "linewidth": 0.8}        # (σ_max γ_h)^(t−k): a true upper bound
+RATE = {"linestyle": (0, (1, 1.5)), "linewidth": 0.9}       # ρ^(t−k): asymptotic rate, not a bound
+REFERENCE = {"color": "0.55", "linewidth": 0.5, "zorder": 0}  # unit circle, ‖·‖ = 1, zero growth
+
+# Labels shared across figures (mathtext).
+NORM_LABEL = r"$\|\partial h_t / \partial h_k\|_2$"
+LAG_LABEL = r"lag $t-k$ (steps)"
+RADIUS_LABEL = r"initial spectral radius $\rho(W_{hh})$"
+
+
+@contextmanager
+def figure_style():
+    """Apply the gradlab style for the figures drawn inside the block."""
+    with resources.as_file(STYLE) as path, plt.style.context(str(path)):
+        yield
+
+
+def get_ax(ax=None, figsize=(COLUMN_WIDTH, 2.6)):
+    """Return ``ax`` or, if None, the axes of a new figure of ``figsize``."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=figsize)
+    return ax
+
+
+def sequential_colors(values, cmap: str = "viridis"):
+    """Map numbers (e.g. radii) to colours of a sequential, colour-blind-safe map.
+
+    Returns ``(color_of, mappable)``: a function value → RGBA and a
+    ScalarMappable for a colour bar. The top 10 % of viridis (pale yellow) is
+    left out so the lightest curve stays visible on white.
+    """
+    values = np.asarray(sorted(set(values)), dtype=float)
+    lo, hi = (values[0], values[-1]) if values.size else (0.0, 1.0)
+    norm = colors.Normalize(lo, hi if hi > lo else lo + 1.0)
+    base = plt.get_cmap(cmap)
+    cmap_ = colors.ListedColormap(base(np.linspace(0.0, 0.9, 256)))
+    mappable = matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap_)
+    return (lambda v: cmap_(norm(v))), mappable
+
+
+def log10_axis(ax, axis: str = "y") -> None:
+    """Label an axis that holds log10 values as a log axis.
+
+    Values are kept as log10 (an exploding norm of 10^400 is a finite 400
+    here, while 10**400 would overflow a float); only the ticks show powers
+    of ten. Call it after the limits are set. Over less than two decades the
+    ticks are 1, 2, 5 × 10^n written as plain numbers; over a few decades
+    10^n with minor ticks at 2…9 × 10^n; over many, every m-th power.
+    """
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    lo, hi = sorted(ax.get_ylim() if axis == "y" else ax.get_xlim())
+    span = hi - lo
+    decades = range(int(np.floor(lo)), int(np.ceil(hi)) + 1)
+    if span < 2:
+        major = [v for n in decades for m in (1, 2, 5) if lo <= (v := n + np.log10(m)) <= hi]
+        minor = [v for n in decades for m in (3, 4, 6, 7, 8, 9) if lo <= (v := n + np.log10(m)) <= hi]
+        target.set_major_locator(ticker.FixedLocator(major))
+        target.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{10 ** v:.3g}"))
+        target.set_minor_locator(ticker.FixedLocator(minor))
+        return
+    major = ticker.MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10], integer=True)  # whole powers, nice steps
+    ticks = major.tick_values(lo, hi)
+    target.set_major_locator(major)
+    target.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"$10^{{{v:.0f}}}$"))
+    if len(ticks) > 1 and ticks[1] - ticks[0] == 1:
+        target.set_minor_locator(ticker.FixedLocator([n + np.log10(m) for n in decades for m in range(2, 10)]))
+    else:
+        target.set_minor_locator(ticker.NullLocator())
+
+
+def panel_label(ax, label: str) -> None:
+    """Bold panel letter (a), (b), … above the top-left corner of ``ax``."""
+    ax.set_title(f"({label})", loc="left", fontweight="bold")
+
+
+def parse_formats(formats) -> tuple[str, ...]:
+    """``"pdf,png"`` or an iterable → a tuple of known formats; else GradlabError."""
+    if isinstance(formats, str):
+        formats = [f.strip().lower() for f in formats.split(",") if f.strip()]
+    formats = tuple(formats)
+    if not formats:
+        raise GradlabError("no figure format given; use e.g. --format pdf,png")
+    for f in formats:
+        if f not in ("pdf", "png", "svg"):
+            raise GradlabError(f"unknown figure format {f!r}; choose from pdf, png, svg")
+    return formats
+
+
+def save_figure(fig, stem, formats=FORMATS) -> list[Path]:
+    """Save ``fig`` as ``stem.<format>`` for each format and close it.
+
+    PNGs are 300 dpi (style file). Metadata that would change from run to run
+    (creation date) is left out, so the same CSVs give the same bytes. Each
+    file is written to a temporary name and renamed into place, so a reader
+    never sees half a figure.
+    """
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = []
+    try:
+        for fmt in parse_formats(formats):
+            path = stem.with_name(f"{stem.name}.{fmt}")
+            tmp = path.with_name(f".{path.name}.tmp")
+            metadata = {"CreationDate": None} if fmt == "pdf" else {"Date": None} if fmt == "svg" else {}
+            try:
+                fig.savefig(tmp, format=fmt, metadata=metadata)
+                os.replace(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)
+            paths.append(path)
+    finally:
+        plt.close(fig)
+    return paths

@@ -1,0 +1,107 @@
+"""Drawing training runs: loss and gradient norm per update, clipping events, final task error.
+
+Norm clipping (Pascanu et al. 2013, Algorithm 1) rescales g to τ g/‖g‖
+when ‖g‖ > τ; the gradient norm drawn is the one *before* clipping, so the
+spikes that clipping tames stay visible. Each function takes ``ax=None`` and
+returns the axes.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .style import MEASURED, RADIUS_LABEL, RATE, get_ax
+
+CHANCE = {"color": "0.4", "linewidth": 0.8, "linestyle": (0, (4, 2)), "zorder": 0}  # metric of a blind model
+
+
+def plot_loss(training, ax=None, color="C0", label: str | None = None, chance: float | None = None):
+    """Training loss per update of one run (rows of ``training.csv``: ``step``, ``loss``).
+
+    ``chance``, when given, is drawn as a grey dashed line: the loss of a
+    model that ignores its inputs (adding problem: MSE 1/6).
+
+    Returns
+    -------
+    Axes
+    """
+    ax = get_ax(ax)
+    t = training.sort_values("step")
+    ax.plot(t["step"], t["loss"], color=color, label=label, linewidth=0.7, **MEASURED)
+    if chance is not None and np.isfinite(chance):
+        ax.axhline(chance, **CHANCE)
+    ax.set_xlabel("update")
+    ax.set_ylabel(r"training loss $L$")
+    return ax
+
+
+def plot_grad_norm(training, ax=None, color="C0", label: str | None = None, threshold: float | None = None):
+    """Pre-clip gradient norm log10‖g‖ per update, clipped updates marked with dots.
+
+    The caller labels the y axis as a log axis (:func:`gradlab.plots.style.log10_axis`)
+    once every run is drawn. Updates skipped for a non-finite gradient are
+    marked × at the top edge.
+
+    Parameters
+    ----------
+    training : DataFrame
+        One run's rows of ``training.csv``: ``step``, ``grad_norm``,
+        ``clipped`` (0/1) and ``skipped`` (non-finite gradient, 0/1).
+    threshold : float, optional
+        The norm-clipping threshold τ, drawn dotted: every update above it is
+        rescaled to it.
+
+    Returns
+    -------
+    Axes
+    """
+    ax = get_ax(ax)
+    t = training.sort_values("step")
+    finite = np.isfinite(t["grad_norm"]) & (t["grad_norm"] > 0)
+    log_norm = np.log10(t.loc[finite, "grad_norm"])
+    ax.plot(t.loc[finite, "step"], log_norm, color=color, label=label, linewidth=0.7, **MEASURED)
+    clipped = finite & (t["clipped"].astype(bool))
+    if clipped.any():
+        ax.plot(t.loc[clipped, "step"], np.log10(t.loc[clipped, "grad_norm"]), linestyle="none", marker="o",
+                markersize=1.8, markeredgewidth=0, color=color)
+    skipped = t["skipped"].astype(bool)
+    if skipped.any():  # non-finite gradient: no norm to draw, so mark the update at the top edge
+        ax.plot(t.loc[skipped, "step"], np.ones(skipped.sum()), linestyle="none", marker="x", markersize=3,
+                color=color, transform=ax.get_xaxis_transform(), clip_on=False)
+    if threshold is not None and np.isfinite(threshold):
+        ax.axhline(np.log10(threshold), color=color, **RATE)
+    ax.set_xlabel("update")
+    ax.set_ylabel(r"gradient norm $\|g\|_2$ (before clipping)")
+    return ax
+
+
+def plot_final_metric(final, ax=None, color_of=None, labels=None, chance: float | None = None,
+                      metric_label: str = "final task error"):
+    """Task metric at the end of training against initial ρ, one line per clipping setting.
+
+    Parameters
+    ----------
+    final : DataFrame
+        :func:`gradlab.plots.data.final_metrics` rows: ``setting``, ``radius``,
+        ``metric``, ``lo``, ``hi``.
+    color_of, labels : mapping setting → colour / legend label, optional
+    chance : float, optional
+        The metric of a model that ignores its inputs (adding problem: MSE 1/6),
+        drawn as a grey line: below it the network has learnt something.
+
+    Returns
+    -------
+    Axes
+    """
+    ax = get_ax(ax)
+    settings = list(dict.fromkeys(final["setting"]))
+    color_of = color_of or {s: f"C{i}" for i, s in enumerate(settings)}
+    labels = labels or {}
+    for s in settings:
+        f = final[final["setting"] == s].sort_values("radius")
+        ax.fill_between(f["radius"], f["lo"], f["hi"], color=color_of[s], alpha=0.15, linewidth=0)
+        ax.plot(f["radius"], f["metric"], "o-", color=color_of[s], label=labels.get(s, s))
+    if chance is not None and np.isfinite(chance):
+        ax.axhline(chance, label="chance", **CHANCE)
+    ax.set_xlabel(RADIUS_LABEL)
+    ax.set_ylabel(metric_label)
+    return ax

@@ -1,0 +1,441 @@
+"""Figures from saved CSVs: every figure and plot function draws, bad CSVs fail clearly, output is reproducible.
+
+The CSV fixtures are real gradlab output at tiny sizes (sweeps through
+``gradlab.sweep.run_sweep``, single networks through ``gradlab.write_run``),
+made once per session; the reductions behind the figures are checked against
+independent computations, and the random-matrix theory curves against
+sampled matrices.
+"""
+from __future__ import annotations
+
+import shutil
+import struct
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import gradlab as gl
+from gradlab.errors import GradlabError
+from gradlab.plots import FIGURES, draw_figure, figure_style
+from gradlab.plots import data as pdata
+from gradlab.plots import norms as pnorms
+from gradlab.plots import spectrum as pspectrum
+from gradlab.plots import training as ptraining
+from gradlab.plots import truncation as ptruncation
+from gradlab.plots.style import log10_axis, parse_formats, save_figure
+from gradlab.reproduce import run_run_set
+from gradlab.schema import COLUMNS
+from gradlab.sweep import parse_spec, run_sweep
+
+# Sweep files of the shipped experiments' kinds at toy sizes; names match FigureSpec.results.
+TINY_EXPERIMENTS = {
+    "vanishing": """
+kind = "run"
+[grid]
+radius = [0.5, 2.0]
+activation = ["tanh", "relu"]
+seed = [0, 1]
+[fixed]
+hidden = 4
+steps = 8
+batch = 2
+""",
+    "clipping": """
+kind = "train"
+[grid]
+clipping = ["none", "norm"]
+radius = [1.0, 2.0]
+[fixed]
+activation = "tanh"
+task = "adding"
+steps = 6
+hidden = 4
+batch = 4
+updates = 6
+lr = 0.05
+threshold = 1.0
+eval_every = 3
+eval_batch = 8
+""",
+    "truncation": """
+kind = "truncation"
+[grid]
+truncate = [0, 2, 6]
+radius = [0.5, 1.5]
+[fixed]
+hidden = 4
+steps = 8
+batch = 2
+""",
+}
+TINY_RUN_SETS = {
+    "heatmap": {f"r{r:g}": gl.RunConfig(hidden=4, steps=8, batch=2, activation="relu", radius=r, pairs="all")
+                for r in (0.8, 2.0)},
+    "transient": {init: gl.RunConfig(hidden=8, steps=10, batch=1, activation="linear", init=init, radius=0.9)
+                  for init in ("gaussian", "orthogonal")},
+}
+
+
+def make_tiny_results(root: Path) -> dict[str, Path]:
+    """Results folders for every figure, at toy sizes."""
+    folders = {}
+    for name, text in TINY_EXPERIMENTS.items():
+        folders[name] = run_sweep(parse_spec(text, f"{name}.toml"), root / name).out
+    for name, configs in TINY_RUN_SETS.items():
+        folders[name] = run_run_set(configs, root / name)
+    return folders
+
+
+@pytest.fixture(scope="session")
+def results(tmp_path_factory) -> dict[str, Path]:
+    return make_tiny_results(tmp_path_factory.mktemp("results"))
+
+
+def png_size_and_dpi(path: Path) -> tuple[int, int, float]:
+    """Width, height (pixels) and dots per inch from a PNG's IHDR and pHYs chunks."""
+    raw = path.read_bytes()
+    assert raw[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", raw[16:24])
+    i = raw.index(b"pHYs")
+    per_metre = struct.unpack(">I", raw[i + 4:i + 8])[0]
+    return width, height, per_metre * 0.0254
+
+
+# ------------------------------------------------------------------ every figure draws
+
+@pytest.mark.parametrize("name", list(FIGURES))
+def test_every_figure_draws_pdf_and_png_from_csv(name, results, tmp_path):
+    paths = draw_figure(name, results[FIGURES[name].results], tmp_path, "pdf,png")
+    assert [p.name for p in paths] == [f"{name}.pdf", f"{name}.png"]
+    pdf, png = paths
+    assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 5000
+    width, height, dpi = png_size_and_dpi(png)
+    assert dpi >= 200
+    assert width >= 3.0 * 200 and height >= 1.5 * 200  # at least a column wide at 200 dpi
+    assert not list(tmp_path.glob(".*"))  # no temporary files left behind
+
+
+@pytest.mark.parametrize("name", list(FIGURES))
+def test_same_csvs_give_the_same_png_bytes_wherever_they_are(name, results, tmp_path):
+    source = results[FIGURES[name].results]
+    copy = tmp_path / "copy"
+    shutil.copytree(source, copy)  # a folder someone was sent: CSVs and manifests only
+    first = draw_figure(name, source, tmp_path / "a", "png")[0].read_bytes()
+    second = draw_figure(name, copy, tmp_path / "b", "png")[0].read_bytes()
+    assert first == second
+
+
+def test_pdf_bytes_do_not_depend_on_the_time(results, tmp_path):
+    a = draw_figure("truncation", results["truncation"], tmp_path / "a", "pdf")[0].read_bytes()
+    b = draw_figure("truncation", results["truncation"], tmp_path / "b", "pdf")[0].read_bytes()
+    assert a == b
+
+
+# ------------------------------------------------------------------ bad CSVs fail with the column's name
+
+def missing_column_cases():
+    for name, spec in FIGURES.items():
+        for kind in spec.tables:
+            for column in COLUMNS[kind]:
+                yield name, kind, column
+
+
+@pytest.mark.parametrize("name,kind,column", list(missing_column_cases()))
+def test_a_csv_lacking_a_contract_column_fails_naming_it(name, kind, column, results, tmp_path):
+    folder = tmp_path / "broken"
+    shutil.copytree(results[FIGURES[name].results], folder)
+    for csv in folder.rglob(pdata.TABLE_FILES[kind]):
+        table = pd.read_csv(csv)
+        table.drop(columns=column).to_csv(csv, index=False)
+    with pytest.raises(GradlabError, match=f"lacks column '{column}'"):
+        draw_figure(name, folder, tmp_path / "out", "png")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("name,kind,column", [
+    ("norms-vs-lag", "sweep_norms", "activation"),
+    ("norms-vs-lag", "sweep_norms", "radius"),
+    ("growth-rate", "runs", "growth_rate"),
+    ("growth-rate", "runs", "sigma_max"),
+    ("clipping", "training", "clipping"),
+    ("clipping", "training", "activation"),
+    ("truncation", "truncation", "radius"),
+])
+def test_a_csv_lacking_a_parameter_column_the_figure_needs_fails_naming_it(name, kind, column, results, tmp_path):
+    folder = tmp_path / "broken"
+    shutil.copytree(results[FIGURES[name].results], folder)
+    csv = folder / pdata.TABLE_FILES[kind]
+    pd.read_csv(csv).drop(columns=column).to_csv(csv, index=False)
+    with pytest.raises(GradlabError, match=f"lacks column '{column}'"):
+        draw_figure(name, folder, tmp_path / "out", "png")
+
+
+def test_cli_plot_missing_column_is_one_line_exit_2_and_writes_nothing(results, tmp_path, capsys):
+    from gradlab.cli import main
+
+    folder = tmp_path / "broken"
+    shutil.copytree(results["vanishing"], folder)
+    csv = folder / "norms.csv"
+    pd.read_csv(csv).drop(columns="log10_bound").to_csv(csv, index=False)
+    with pytest.raises(SystemExit) as exit_:
+        main(["plot", "norms-vs-lag", str(folder), "--out", str(tmp_path / "figs")])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2
+    assert err.count("\n") == 1 and "log10_bound" in err and "Traceback" not in err
+    assert not (tmp_path / "figs").exists()
+
+
+def test_cli_plot_writes_the_requested_formats(results, tmp_path, capsys):
+    from gradlab.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["plot", "heatmap", str(results["heatmap"]), "--out", str(tmp_path), "--format", "png"])
+    assert exit_.value.code == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["heatmap.png"]
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["plot", "no-such-figure", "."], "unknown figure 'no-such-figure'"),
+    (["plot", "heatmap", "does/not/exist"], "no such results folder"),
+    (["plot", "heatmap", ".", "--format", "jpg"], "unknown figure format 'jpg'"),
+    (["plot"], "give FIGURE and RESULTS_DIR"),
+])
+def test_cli_plot_bad_input_exit_2(argv, message, capsys, tmp_path, monkeypatch):
+    from gradlab.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_heatmap_from_a_sweep_folder_says_which_figure_and_column(results, tmp_path):
+    with pytest.raises(GradlabError, match="figure 'heatmap'.*lacks column 'seq'"):
+        draw_figure("heatmap", results["vanishing"], tmp_path, "png")
+
+
+# ------------------------------------------------------------------ reading results folders
+
+def test_run_folders_stack_like_a_sweep(results):
+    norms = pdata.load_table(results["transient"], "norms")
+    assert list(norms.columns[:1]) == ["run_id"]
+    assert set(norms["run_id"]) == {"gaussian", "orthogonal"}
+    assert set(norms["init"]) == {"gaussian", "orthogonal"}  # parameters from each manifest
+    one = pdata.load_table(results["transient"] / "gaussian", "norms")
+    assert set(one["run_id"]) == {"gaussian"}
+    pd.testing.assert_frame_equal(one.reset_index(drop=True),
+                                  norms[norms["run_id"] == "gaussian"].reset_index(drop=True))
+
+
+def test_missing_table_names_the_file(tmp_path):
+    with pytest.raises(GradlabError, match="no training.csv in"):
+        pdata.load_table(tmp_path, "training")
+
+
+# ------------------------------------------------------------------ the reductions are what the CSVs say
+
+def test_lag_curves_are_seed_means_of_the_csv(results):
+    norms = pd.read_csv(results["vanishing"] / "norms.csv")
+    curves = pdata.lag_curves(norms)
+    for (act, radius, lag), row in curves.set_index(["activation", "radius", "lag"]).iterrows():
+        per_seed = [norms.loc[(norms.activation == act) & (norms.radius == radius) & (norms.lag == lag)
+                              & (norms.seed == s), "mean_log10_norm"].mean() for s in (0, 1)]
+        per_seed = [v for v in per_seed if np.isfinite(v)]  # exactly-zero products (−inf) are left out
+        assert row["n_runs"] == len(per_seed)
+        assert row["log10_norm"] == pytest.approx(np.mean(per_seed), rel=1e-12, abs=1e-12)
+        assert row["lo"] == pytest.approx(min(per_seed)) and row["hi"] == pytest.approx(max(per_seed))
+
+
+def test_the_drawn_curve_is_the_csv_data(results):
+    norms = pd.read_csv(results["vanishing"] / "norms.csv")
+    curves = pdata.lag_curves(norms)
+    one = curves[(curves.activation == "relu")]
+    with figure_style():
+        ax = pnorms.plot_norms_vs_lag(one)
+    measured = [line for line in ax.lines if line.get_linestyle() == "-" and len(line.get_xdata()) > 2]
+    assert len(measured) == 2  # one per radius
+    expected = one[one.radius == 2.0].sort_values("lag")["log10_norm"].to_numpy()
+    assert any(np.array_equal(line.get_ydata(), expected) for line in measured)
+
+
+def test_pair_grid_puts_each_pair_at_t_k():
+    table = pd.DataFrame({"seq": [0, 0, 0, 1, 1, 1], "t": [1, 2, 2, 1, 2, 2], "k": [0, 0, 1, 0, 0, 1],
+                          "log10_norm": [1.0, 2.0, 3.0, 3.0, 4.0, 5.0]})
+    t, k, grid = pdata.pair_grid(table)
+    assert t.tolist() == [1, 2] and k.tolist() == [0, 1]
+    np.testing.assert_array_equal(grid[1], [3.0, 4.0])   # t = 2: means over the two sequences
+    assert grid[0, 0] == 2.0 and np.isnan(grid[0, 1])     # (t, k) = (1, 1) was never measured
+
+
+def test_rates_recover_an_exact_exponential():
+    lag = np.arange(1, 30)
+    table = pd.DataFrame({"lag": lag, "log10_norm": -0.3 * lag / np.log(10) + 0.5,
+                          "log10_bound": lag * np.log10(1.7), "log10_rate": lag * np.log10(0.9)})
+    r = pdata.rates(table)
+    assert r["measured"] == pytest.approx(-0.3, rel=1e-10)
+    assert r["bound"] == pytest.approx(np.log(1.7), rel=1e-12)
+    assert r["asymptotic"] == pytest.approx(np.log(0.9), rel=1e-12)
+
+
+def test_growth_summary_bound_rate_is_log_sigma_gamma(results):
+    runs = pd.read_csv(results["vanishing"] / "runs.csv")
+    summary = pdata.growth_summary(runs)
+    row = summary[(summary.activation == "tanh") & (summary.radius == 2.0)].iloc[0]
+    sel = runs[(runs.activation == "tanh") & (runs.radius == 2.0)]
+    assert row["bound_rate"] == pytest.approx(np.mean(np.log(sel.sigma_max * sel.gamma_h)))
+    assert row["log_rho"] == pytest.approx(np.log(2.0), rel=1e-9)
+    assert row["lo"] <= row["growth_rate"] <= row["hi"]
+
+
+def test_truncation_curves_drop_exact_zeros_and_use_the_global_error():
+    table = pd.DataFrame({"run_id": ["a"] * 4 + ["b"] * 4, "radius": 0.5,
+                          "truncate": [1, 1, 9, 9] * 2, "parameter": ["all", "W_hh"] * 4,
+                          "rel_error": [1e-2, 5e-2, 0.0, 0.0, 1e-4, 5e-4, 0.0, 0.0]})
+    curves = pdata.truncation_curves(table)
+    assert curves["truncate"].tolist() == [1]               # K ≥ T: error exactly 0, nothing to draw on a log axis
+    assert curves["log10_error"].iloc[0] == pytest.approx(-3.0)  # mean of log10 1e-2 and 1e-4 ("all" rows)
+
+
+# ------------------------------------------------------------------ theory curves against sampled matrices
+
+def test_quarter_circle_quantiles_match_a_sampled_gaussian_matrix():
+    n = 300
+    rng = np.random.default_rng(1)
+    sv = np.linalg.svd(rng.standard_normal((n, n)) / np.sqrt(n), compute_uv=False)
+    q = pdata.quarter_circle_quantiles(n)
+    assert np.all(np.diff(q) < 0) and 0 < q[-1] and q[0] < 2
+    # bulk within 0.03 (finite-n fluctuations are O(n^-2/3) at the edge, smaller inside)
+    np.testing.assert_allclose(sv[5:-5], q[5:-5], atol=0.03)
+
+
+def test_quarter_circle_quantiles_have_the_law_second_moment():
+    # E σ² = 1 for N(0, 1/n) entries (trace of W Wᵀ / n); the quantiles must reproduce it.
+    assert np.mean(pdata.quarter_circle_quantiles(2000) ** 2) == pytest.approx(1.0, abs=2e-3)
+
+
+def test_ginibre_power_norm_matches_sampled_powers():
+    n, rng = 400, np.random.default_rng(2)
+    G = rng.standard_normal((n, n)) / np.sqrt(n)
+    for k in (1, 2, 3):
+        measured = np.linalg.norm(np.linalg.matrix_power(G, k), 2)
+        assert np.log10(measured) == pytest.approx(pdata.ginibre_power_norm(k), abs=0.03)  # within ~7 %
+    assert pdata.ginibre_power_norm(0) == 0.0
+
+
+def test_theory_singular_values_of_a_normal_init_are_rho():
+    np.testing.assert_array_equal(pdata.theory_singular_values("orthogonal", 5, 0.7), np.full(5, 0.7))
+    assert pdata.theory_singular_values("made-up", 5, 0.7) is None
+
+
+# ------------------------------------------------------------------ plot functions on their own
+
+def test_every_plot_function_takes_ax_none_and_returns_axes(results, tmp_path):
+    sweep_norms = pd.read_csv(results["vanishing"] / "norms.csv")
+    runs = pd.read_csv(results["vanishing"] / "runs.csv")
+    pairs = pdata.load_table(results["heatmap"], "norms")
+    spectrum = pdata.load_table(results["transient"], "spectrum")
+    transient = pdata.lag_curves(pdata.load_table(results["transient"], "norms"), by=("init", "radius"))
+    training = pd.read_csv(results["clipping"] / "training.csv")
+    evaluation = pd.read_csv(results["clipping"] / "evaluation.csv")
+    truncation = pd.read_csv(results["truncation"] / "truncation.csv")
+    one_pair_run = pairs[pairs.run_id == pairs.run_id.iloc[0]]
+    one_spectrum = spectrum[spectrum.run_id == "gaussian"]
+    one_training = training[training.run_id == training.run_id.iloc[0]]
+    calls = {
+        "norms_vs_lag": lambda: pnorms.plot_norms_vs_lag(pdata.lag_curves(sweep_norms)),
+        "heatmap": lambda: pnorms.plot_norm_heatmap(*pdata.pair_grid(one_pair_run)),
+        "growth_rates": lambda: pnorms.plot_growth_rates(pdata.growth_summary(runs)),
+        "transient": lambda: pnorms.plot_transient_growth(transient),
+        "eigenvalues": lambda: pspectrum.plot_eigenvalues(one_spectrum),
+        "singular_values": lambda: pspectrum.plot_singular_values(one_spectrum, theory=np.linspace(2, 0, 8)),
+        "loss": lambda: ptraining.plot_loss(one_training, chance=1 / 6),
+        "grad_norm": lambda: ptraining.plot_grad_norm(one_training, threshold=1.0),
+        "final_metric": lambda: ptraining.plot_final_metric(
+            pdata.final_metrics(evaluation.assign(setting=evaluation.clipping), by=("setting", "radius")),
+            chance=1 / 6),
+        "truncation": lambda: ptruncation.plot_truncation_error(pdata.truncation_curves(truncation)),
+    }
+    import matplotlib.axes
+
+    for name, call in calls.items():
+        with figure_style():
+            ax = call()
+            assert isinstance(ax, matplotlib.axes.Axes), name
+            assert ax.lines or ax.images or ax.collections, name
+            path = save_figure(ax.figure, tmp_path / name, "png")[0]
+        assert path.stat().st_size > 1000, name
+
+
+def test_plot_functions_draw_into_the_given_axes():
+    import matplotlib.pyplot as plt
+
+    table = pd.DataFrame({"kind": ["eigenvalue"] * 2 + ["singular_value"] * 2, "index": [0, 1, 0, 1],
+                          "real": [0.5, -0.5, 1.0, 0.5], "imag": [0.5, -0.5, 0.0, 0.0],
+                          "abs": [np.sqrt(0.5)] * 2 + [1.0, 0.5]})
+    with figure_style():
+        fig, (a, b) = plt.subplots(1, 2)
+        assert pspectrum.plot_eigenvalues(table, ax=a) is a
+        assert pspectrum.plot_singular_values(table, ax=b) is b
+        plt.close(fig)
+
+
+# ------------------------------------------------------------------ style and formats
+
+def test_style_is_packaged_and_applied_only_inside_the_context():
+    import matplotlib as mpl
+
+    from gradlab.plots.style import STYLE
+
+    assert STYLE.is_file()
+    before = dict(mpl.rcParams)
+    with figure_style():
+        assert mpl.rcParams["xtick.direction"] == "in"
+        assert mpl.rcParams["legend.frameon"] is False
+        assert mpl.rcParams["savefig.dpi"] >= 200
+        assert mpl.rcParams["figure.figsize"][0] == pytest.approx(3.5)
+    assert mpl.rcParams["xtick.direction"] == before["xtick.direction"]
+    assert mpl.rcParams["legend.frameon"] == before["legend.frameon"]
+
+
+def test_log10_axis_labels_powers_of_ten_for_values_beyond_float_range():
+    import matplotlib.pyplot as plt
+
+    with figure_style():
+        fig, ax = plt.subplots()
+        ax.plot([0, 1], [-50, 400])  # 10^400 overflows a float; its log10 does not
+        ax.set_ylim(-50, 400)
+        log10_axis(ax)
+        fig.canvas.draw()
+        labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+        plt.close(fig)
+    assert labels and all(lab.startswith("$10^{") for lab in labels)
+    assert "$10^{400}$" in labels
+
+
+def test_log10_axis_over_a_short_range_uses_plain_numbers():
+    import matplotlib.pyplot as plt
+
+    with figure_style():
+        fig, ax = plt.subplots()
+        ax.set_ylim(np.log10(0.8), np.log10(6.0))
+        log10_axis(ax)
+        fig.canvas.draw()
+        labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+        plt.close(fig)
+    assert labels == ["1", "2", "5"]
+
+
+@pytest.mark.parametrize("formats,expected", [("pdf,png", ("pdf", "png")), (" PNG ", ("png",)),
+                                              (["svg"], ("svg",))])
+def test_parse_formats(formats, expected):
+    assert parse_formats(formats) == expected
+
+
+@pytest.mark.parametrize("formats", ["", "jpg", "png,gif"])
+def test_parse_formats_rejects(formats):
+    with pytest.raises(GradlabError):
+        parse_formats(formats)
