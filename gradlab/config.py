@@ -113,9 +113,14 @@ class RunConfig:
     @classmethod
     def from_dict(cls, values: dict) -> "RunConfig":
         """Build from a plain dict (a sweep point); unknown keys are an error."""
-        known = {f.name for f in fields(cls)}
-        for key in values:
-            if key not in known:
-                raise GradlabError(f"unknown run parameter {key!r}; known: {', '.join(sorted(known))}")
-        return cls(**values)
+        return config_from_dict(cls, values, "run")
+
+
+def config_from_dict(cls, values: dict, noun: str):
+    """``cls(**values)`` for a config dataclass, naming any unknown key (``unknown <noun> parameter``)."""
+    known = {f.name for f in fields(cls)}
+    for key in values:
+        if key not in known:
+            raise GradlabError(f"unknown {noun} parameter {key!r}; known: {', '.join(sorted(known))}")
+    return cls(**values)
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import sys
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -27,6 +27,7 @@ from tqdm import tqdm
 from .activations import ACTIVATIONS
 from .bptt import loss_and_grads, loss_step_indices, output_errors
 from .clipping import CLIPPINGS, get_clipping, global_norm
+from .config import config_from_dict
 from .errors import GradlabError, check_choice, check_positive_int, check_positive_number
 from .init import INITS, SCALE_BY, init_params
 from .jacobian_norms import jacobian_norms
@@ -119,11 +120,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
         """Build from a plain dict (a sweep point); unknown keys are an error."""
-        known = {f.name for f in fields(cls)}
-        for key in values:
-            if key not in known:
-                raise GradlabError(f"unknown train parameter {key!r}; known: {', '.join(sorted(known))}")
-        return cls(**values)
+        return config_from_dict(cls, values, "train")
 
 
 @dataclass(frozen=True)
