@@ -20,6 +20,7 @@ from .gated import analyse_gated, gated_params
 from .gradient_norms import log_loss_grad_norms
 from .init import init_params
 from .jacobian_norms import JacobianNorms, fit_growth_rate, jacobian_norms
+from .lyapunov import largest_lyapunov
 from .params import RNNParams
 from .results import manifest, results_folder, write_csv, write_json
 from .rnn import check_inputs, forward
@@ -87,7 +88,9 @@ class RunResult:
     log_grad_norms : (B, T + 1) ln ‖∂L/∂h_k‖
     summary : dict
         ``rho``, ``sigma_max``, ``gamma_h``, ``growth_rate`` (fitted nats per
-        step), ``bound_rate`` = ln(σ_max γ_h), ``asymptotic_rate`` = ln ρ, ``loss``.
+        step), ``bound_rate`` = ln(σ_max γ_h), ``asymptotic_rate`` = ln ρ,
+        ``lyapunov`` (largest Lyapunov exponent of the trace, mean over
+        sequences), ``loss``.
     tables : dict[str, pandas.DataFrame]
         ``norms``, ``spectrum``, ``grads`` — the CSVs of ``gradlab run``.
     """
@@ -125,6 +128,7 @@ def analyse(config: RunConfig) -> RunResult:
         "growth_rate": fit_growth_rate(norms.lag, norms.log_norm),
         "bound_rate": float(np.log(smax * gamma)),
         "asymptotic_rate": float(np.log(rho)),
+        "lyapunov": float(np.mean(largest_lyapunov(trace))),   # measured asymptotic rate, nats/step
         "loss": loss,
     }
     tables = {

@@ -18,6 +18,11 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "norms": ("seq", "t", "k", "lag", "log10_norm", "log10_bound", "log10_rate"),
     "spectrum": ("kind", "index", "real", "imag", "abs"),
     "grads": ("seq", "k", "log10_grad_norm"),
+    "cell_state": ("seq", "t", "k", "lag", "log10_norm_full", "log10_norm_forget"),   # --cell lstm
+    # gradlab lyapunov (measured largest exponent against mean-field theory)
+    "lyapunov": ("activation", "g", "seed", "n", "steps", "warmup", "lyapunov"),
+    "mean_field": ("activation", "g", "q_star", "chi1", "lyapunov"),
+    "transitions": ("activation", "g_critical"),
     # gradlab sweep (one folder; parameter columns follow run_id)
     "runs": ("run_id", "param_hash", "wall_time_s"),
     "sweep_norms": ("run_id", "lag", "n_pairs", "mean_log10_norm", "median_log10_norm",
