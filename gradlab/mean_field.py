@@ -115,11 +115,16 @@ def fixed_point_variance(g: float, activation, sigma_b: float = 0.0, sigma_x: fl
         q_hi *= 16.0
         if q_hi > _Q_HUGE:
             return float("inf")
+    # Roots are sought of F(q) − 64 ε q: near q = 0 (tanh at g = 1) F(q) ≈ −2q² is below the
+    # rounding of q itself and would otherwise yield spurious tiny roots.
+    H = lambda q: F(q) - 64 * np.finfo(float).eps * q  # noqa: E731
     q_lo = q_hi
     while q_lo > _Q_TINY:
         q_next = q_lo / 16.0
-        if F(q_next) >= 0:
-            return float(brentq(F, q_next, q_lo, xtol=1e-300, rtol=4 * np.finfo(float).eps, maxiter=500))
+        if H(q_next) > 0:
+            if H(q_lo) == 0:
+                return q_lo
+            return float(brentq(H, q_next, q_lo, xtol=1e-300, rtol=4 * np.finfo(float).eps, maxiter=500))
         q_lo = q_next
     return 0.0
 
@@ -194,7 +199,7 @@ def critical_gain(activation, sigma_b: float = 0.0, sigma_x: float = 0.0, g_max:
     lo, hi = 1e-3, g_max
     if not (f(lo) < 0 < f(hi)):
         return float("nan")
-    return float(brentq(f, lo, hi, xtol=1e-13))
+    return float(brentq(f, lo, hi, xtol=1e-12, maxiter=500))
 
 
 def _check_gain(g, sigma_b, sigma_x):
