@@ -41,6 +41,9 @@ TABLE_FILES = {
     "training": "training.csv",
     "evaluation": "evaluation.csv",
     "truncation": "truncation.csv",
+    "lyapunov": "lyapunov.csv",
+    "mean_field": "mean_field.csv",
+    "transitions": "transitions.csv",
 }
 
 

@@ -29,7 +29,7 @@ from ..schema import require_columns
 from . import data
 from .norms import plot_growth_rates, plot_norm_heatmap, plot_norms_vs_lag, plot_transient_growth
 from .spectrum import plot_eigenvalues, plot_singular_values
-from .style import (BOUND, COLUMN_WIDTH, MEASURED, RATE, TEXT_WIDTH, figure_style, log10_axis, panel_label,
+from .style import (BOUND, COLUMN_WIDTH, MEASURED, RATE, TEXT_WIDTH, figure_style, log10_axis, log_axis, panel_label,
                     parse_formats, save_figure, sequential_colors)
 from .training import CHANCE, plot_final_metric, plot_grad_norm, plot_loss
 from .truncation import plot_truncation_error
@@ -92,14 +92,24 @@ def norms_vs_lag(tables: Tables) -> plt.Figure:
     curves = data.lag_curves(tables["sweep_norms"], by=("activation", "radius"))
     activations = data.ordered(curves["activation"])
     color_of, mappable = sequential_colors(curves["radius"])
-    fig, axes = plt.subplots(1, len(activations), figsize=(TEXT_WIDTH, 2.5), squeeze=False)
-    for i, (ax, act) in enumerate(zip(axes[0], activations)):
-        plot_norms_vs_lag(curves[curves["activation"] == act], ax=ax, color_of=color_of)
-        ax.set_title(activation_title(act))
-        panel_label(ax, "abcdefgh"[i])
-        if i:
-            ax.set_ylabel("")
-    fig.colorbar(mappable, ax=axes[0].tolist(), label=r"initial $\rho(W_{hh})$", aspect=30, pad=0.01)
+    # Two rows so that each measured curve is read against one theory at a time:
+    # the bound (σ_max γ_h)^(t−k) above, the asymptotic rate ρ^(t−k) below.
+    fig, axes = plt.subplots(2, len(activations), figsize=(TEXT_WIDTH, 4.6), squeeze=False, sharex=True)
+    rows = ((r"vs the bound $(\sigma_{\max}\gamma_h)^{t-k}$ (dashed)", {"bound": True, "rate": False}),
+            (r"vs the rate $\rho^{t-k}$ (dotted)", {"bound": False, "rate": True}))
+    for row, (theory, which) in enumerate(rows):
+        for col, act in enumerate(activations):
+            ax = axes[row][col]
+            plot_norms_vs_lag(curves[curves["activation"] == act], ax=ax, color_of=color_of, **which)
+            if row == 0:
+                ax.set_title(activation_title(act))
+            ax.text(0.03, 0.04, theory, transform=ax.transAxes, fontsize=6.5, ha="left", va="bottom")
+            panel_label(ax, "abcdefghijkl"[row * len(activations) + col])
+            if col:
+                ax.set_ylabel("")
+            if row == 0:
+                ax.set_xlabel("")
+    fig.colorbar(mappable, ax=axes.ravel().tolist(), label=r"initial $\rho(W_{hh})$", aspect=40, pad=0.01)
     fig.legend(handles=theory_handles("measured (mean over t and seeds; band: seed range)"),
                loc="outside upper center", ncols=3)
     return fig
@@ -238,13 +248,16 @@ def training(tables: Tables) -> plt.Figure:
             continue
         plot_loss(run, ax=ax_loss, color=color_of[s], label=s, chance=chance if metric_name == "mse" else None)
         plot_grad_norm(run, ax=ax_grad, color=color_of[s], threshold=run["tau"].iloc[0])
+    log_axis(ax_loss, "y")
     log10_axis(ax_grad, "y")
     ax_loss.set_title(rf"{activation}, $\rho = {radius:g}$" + (f", seed {seed}" if seed is not None else ""),
                       loc="right")
     ax_grad.set_title(f"{activation}, " + rf"$\rho = {radius:g}$", loc="right")
     final = data.final_metrics(evaluation[evaluation["activation"] == activation], by=("setting", "radius"))
-    plot_final_metric(final, ax=ax_final, color_of=color_of, chance=chance,
+    plot_final_metric(final, ax=ax_final, color_of=color_of, chance=chance, log=metric_name == "mse",
                       metric_label=f"final {metric_name.replace('_', ' ')} (held out)")
+    if metric_name == "mse":
+        log_axis(ax_final, "y")
     ax_final.set_title(f"{activation}, every " + r"$\rho$", loc="right")
     handles = [Line2D([], [], color=color_of[s], label=f"clipping: {s}") for s in settings]
     handles += [Line2D([], [], color="black", marker="o", markersize=1.8, linestyle="none", label="clipped update"),
@@ -282,13 +295,15 @@ def truncation(tables: Tables) -> plt.Figure:
         plot_truncation_error(curves if act is None else curves[curves["activation"] == act], ax=ax,
                               color_of=color_of)
         if act is not None:
-            ax.set_title(activation_title(act))
+            ax.set_title(activation_title(act) + sizes_of(table))
         if len(activations) > 1:
             panel_label(ax, "abcdefgh"[i])
     fig.colorbar(mappable, ax=axes[0].tolist(), label=r"initial $\rho(W_{hh})$", aspect=30, pad=0.01)
-    handles = [Line2D([], [], color="black", marker="o", markersize=2.5, label="measured", **MEASURED),
-               Line2D([], [], color="black", label=r"$\propto\rho^{K}$", **RATE)]
-    axes[0][0].legend(handles=handles, loc="lower left")
+    handles = [Line2D([], [], color="black", marker="o", markersize=2.5, label="measured (band: seeds)",
+                      **MEASURED),
+               Line2D([], [], color="black", label=r"$\propto\rho^{K}$ (linear-network rate)", **RATE)]
+    handles += [h for h in axes[0][0].get_legend_handles_labels()[0] if h.get_label().startswith("float64")][:1]
+    fig.legend(handles=handles, loc="outside upper center", ncols=2, columnspacing=1.0)
     return fig
 
 
@@ -326,6 +341,13 @@ def transient_growth(tables: Tables) -> plt.Figure:
     panel_label(ax_abs, "a")
     panel_label(ax_ratio, "b")
     return fig
+
+
+def sizes_of(table: pd.DataFrame) -> str:
+    """', n = 32, T = 100' from the hidden/steps columns when each has one value."""
+    parts = [f"${symbol} = {table[col].iloc[0]:g}$" for col, symbol in (("hidden", "n"), ("steps", "T"))
+             if col in table.columns and table[col].nunique() == 1]
+    return "".join(", " + p for p in parts)
 
 
 def activations_of(table: pd.DataFrame) -> list[str]:
@@ -393,3 +415,15 @@ def draw_figure(name: str, results_dir, out, formats=("pdf", "png")) -> list[Pat
     with figure_style():
         fig = FIGURES[name].build(tables)
         return save_figure(fig, Path(out) / name, formats)
+
+
+# The dynamical-systems view (gradlab.plots.dynamics): gated cells and Lyapunov exponents.
+from .dynamics import cells_figure, lyapunov_figure  # noqa: E402
+
+FIGURES.update({
+    "lyapunov": FigureSpec(lyapunov_figure, ("lyapunov", "mean_field", "transitions"), "lyapunov",
+                           "largest Lyapunov exponent of random networks against mean field ½ ln χ₁ over the gain g, "
+                           "transition marked"),
+    "cells": FigureSpec(cells_figure, ("sweep_norms", "runs"), "cells",
+                        "‖∂s_T/∂s_k‖ against lag: vanilla RNN vs LSTM vs GRU at matched n, Lyapunov rate dotted"),
+})

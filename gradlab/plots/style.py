@@ -69,34 +69,55 @@ def sequential_colors(values, cmap: str = "viridis"):
     return (lambda v: cmap_(norm(v))), mappable
 
 
+def log_ticks(lo: float, hi: float):
+    """Tick positions (log10 units) and labels for a log axis spanning 10^lo … 10^hi.
+
+    Over less than two decades: 1, 2, 5 × 10^n written as plain numbers
+    (minor ticks at the other digits); otherwise whole powers 10^n at a
+    nice step, with minor ticks at 2…9 × 10^n when the step is one decade.
+
+    Returns
+    -------
+    major, minor : list of float (log10 of the tick values)
+    label : callable log10 value → tick text
+    """
+    decades = range(int(np.floor(lo)), int(np.ceil(hi)) + 1)
+    if hi - lo < 2:
+        major = [v for n in decades for m in (1, 2, 5) if lo <= (v := n + np.log10(m)) <= hi]
+        minor = [v for n in decades for m in (3, 4, 6, 7, 8, 9) if lo <= (v := n + np.log10(m)) <= hi]
+        return major, minor, lambda v: f"{10 ** v:.3g}"
+    major = ticker.MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10], integer=True).tick_values(lo, hi)
+    major = [v for v in major if lo <= v <= hi]
+    one_decade = len(major) > 1 and major[1] - major[0] == 1
+    minor = [n + np.log10(m) for n in decades for m in range(2, 10)] if one_decade else []
+    return major, minor, lambda v: f"$10^{{{v:.0f}}}$"
+
+
 def log10_axis(ax, axis: str = "y") -> None:
     """Label an axis that holds log10 values as a log axis.
 
     Values are kept as log10 (an exploding norm of 10^400 is a finite 400
     here, while 10**400 would overflow a float); only the ticks show powers
-    of ten. Call it after the limits are set. Over less than two decades the
-    ticks are 1, 2, 5 × 10^n written as plain numbers; over a few decades
-    10^n with minor ticks at 2…9 × 10^n; over many, every m-th power.
+    of ten (:func:`log_ticks`). Call it after the limits are set.
     """
     target = ax.yaxis if axis == "y" else ax.xaxis
     lo, hi = sorted(ax.get_ylim() if axis == "y" else ax.get_xlim())
-    span = hi - lo
-    decades = range(int(np.floor(lo)), int(np.ceil(hi)) + 1)
-    if span < 2:
-        major = [v for n in decades for m in (1, 2, 5) if lo <= (v := n + np.log10(m)) <= hi]
-        minor = [v for n in decades for m in (3, 4, 6, 7, 8, 9) if lo <= (v := n + np.log10(m)) <= hi]
-        target.set_major_locator(ticker.FixedLocator(major))
-        target.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{10 ** v:.3g}"))
-        target.set_minor_locator(ticker.FixedLocator(minor))
-        return
-    major = ticker.MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10], integer=True)  # whole powers, nice steps
-    ticks = major.tick_values(lo, hi)
-    target.set_major_locator(major)
-    target.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"$10^{{{v:.0f}}}$"))
-    if len(ticks) > 1 and ticks[1] - ticks[0] == 1:
-        target.set_minor_locator(ticker.FixedLocator([n + np.log10(m) for n in decades for m in range(2, 10)]))
-    else:
-        target.set_minor_locator(ticker.NullLocator())
+    major, minor, label = log_ticks(lo, hi)
+    target.set_major_locator(ticker.FixedLocator(major))
+    target.set_major_formatter(ticker.FuncFormatter(lambda v, _: label(v)))
+    target.set_minor_locator(ticker.FixedLocator(minor))
+
+
+def log_axis(ax, axis: str = "y") -> None:
+    """Put a (positive, float-range) axis on a log scale with the ticks of :func:`log_ticks`."""
+    (ax.set_yscale if axis == "y" else ax.set_xscale)("log")
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    lo, hi = np.log10(sorted(ax.get_ylim() if axis == "y" else ax.get_xlim()))
+    major, minor, label = log_ticks(lo, hi)
+    target.set_major_locator(ticker.FixedLocator(10.0 ** np.asarray(major)))
+    target.set_major_formatter(ticker.FuncFormatter(lambda v, _: label(np.log10(v))))
+    target.set_minor_locator(ticker.FixedLocator(10.0 ** np.asarray(minor)))
+    target.set_minor_formatter(ticker.NullFormatter())
 
 
 def panel_label(ax, label: str) -> None:
@@ -128,6 +149,10 @@ def save_figure(fig, stem, formats=FORMATS) -> list[Path]:
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = []
+    # Lay the figure out once (Agg) and freeze it: otherwise constrained layout reruns at every
+    # savefig with that format's renderer, and the PNG would depend on whether a PDF was saved first.
+    fig.canvas.draw()
+    fig.set_layout_engine("none")
     try:
         for fmt in parse_formats(formats):
             path = stem.with_name(f"{stem.name}.{fmt}")

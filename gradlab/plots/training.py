@@ -14,11 +14,13 @@ from .style import MEASURED, RADIUS_LABEL, RATE, get_ax
 CHANCE = {"color": "0.4", "linewidth": 0.8, "linestyle": (0, (4, 2)), "zorder": 0}  # metric of a blind model
 
 
-def plot_loss(training, ax=None, color="C0", label: str | None = None, chance: float | None = None):
+def plot_loss(training, ax=None, color="C0", label: str | None = None, chance: float | None = None,
+              log: bool = True):
     """Training loss per update of one run (rows of ``training.csv``: ``step``, ``loss``).
 
     ``chance``, when given, is drawn as a grey dashed line: the loss of a
-    model that ignores its inputs (adding problem: MSE 1/6).
+    model that ignores its inputs (adding problem: MSE 1/6). ``log``: a log
+    y axis (a diverging run's loss spans decades).
 
     Returns
     -------
@@ -29,6 +31,8 @@ def plot_loss(training, ax=None, color="C0", label: str | None = None, chance: f
     ax.plot(t["step"], t["loss"], color=color, label=label, linewidth=0.7, **MEASURED)
     if chance is not None and np.isfinite(chance):
         ax.axhline(chance, **CHANCE)
+    if log:
+        ax.set_yscale("log")  # tidy ticks once every run is drawn: gradlab.plots.style.log_axis
     ax.set_xlabel("update")
     ax.set_ylabel(r"training loss $L$")
     return ax
@@ -70,12 +74,12 @@ def plot_grad_norm(training, ax=None, color="C0", label: str | None = None, thre
     if threshold is not None and np.isfinite(threshold):
         ax.axhline(np.log10(threshold), color=color, **RATE)
     ax.set_xlabel("update")
-    ax.set_ylabel(r"gradient norm $\|g\|_2$ (before clipping)")
+    ax.set_ylabel(r"gradient norm $\|g\|_2$ before clipping")
     return ax
 
 
 def plot_final_metric(final, ax=None, color_of=None, labels=None, chance: float | None = None,
-                      metric_label: str = "final task error"):
+                      metric_label: str = "final task error", log: bool = False):
     """Task metric at the end of training against initial ρ, one line per clipping setting.
 
     Parameters
@@ -87,6 +91,9 @@ def plot_final_metric(final, ax=None, color_of=None, labels=None, chance: float 
     chance : float, optional
         The metric of a model that ignores its inputs (adding problem: MSE 1/6),
         drawn as a grey line: below it the network has learnt something.
+    log : bool
+        Log y axis (for an MSE, which spans decades between a solved task
+        and a diverged run).
 
     Returns
     -------
@@ -102,6 +109,8 @@ def plot_final_metric(final, ax=None, color_of=None, labels=None, chance: float 
         ax.plot(f["radius"], f["metric"], "o-", color=color_of[s], label=labels.get(s, s))
     if chance is not None and np.isfinite(chance):
         ax.axhline(chance, label="chance", **CHANCE)
+    if log:
+        ax.set_yscale("log")
     ax.set_xlabel(RADIUS_LABEL)
     ax.set_ylabel(metric_label)
     return ax

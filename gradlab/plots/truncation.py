@@ -12,6 +12,9 @@ import numpy as np
 from .norms import data_limits
 from .style import MEASURED, RATE, get_ax, log10_axis, sequential_colors
 
+FLOAT64_FLOOR = np.log10(np.finfo(float).eps)  # relative errors below ~2e-16 are rounding
+FLOOR = {"color": "0.5", "linewidth": 0.6, "linestyle": (0, (6, 2, 1, 2)), "zorder": 0}
+
 
 def plot_truncation_error(curves, ax=None, color_of=None, rate: bool = True):
     """log10 relative error of truncated BPTT against truncation length K, one curve per radius.
@@ -41,7 +44,10 @@ def plot_truncation_error(curves, ax=None, color_of=None, rate: bool = True):
         if rate and radius > 0:
             K0, e0 = c["truncate"].iloc[0], c["log10_error"].iloc[0]
             ax.plot(c["truncate"], e0 + (c["truncate"] - K0) * np.log10(radius), color=color, **RATE)
-    ax.set_ylim(*data_limits(curves["lo"], curves["hi"]))
+    lo, hi = data_limits(curves["lo"], curves["hi"])
+    if lo < FLOAT64_FLOOR + 1:  # errors reach rounding level: show where float64 stops resolving them
+        ax.axhline(FLOAT64_FLOOR, label=r"float64 rounding ($\epsilon$)", **FLOOR)
+    ax.set_ylim(lo, hi)
     log10_axis(ax, "y")
     ax.set_xlabel(r"truncation length $K$ (bptt_truncate)")
     ax.set_ylabel(r"$\|g_K - g\|_2 / \|g\|_2$")

@@ -1,0 +1,148 @@
+"""Figures of the dynamical-systems view: Lyapunov exponents against mean field, and cells compared.
+
+Both are drawn from saved CSVs only:
+
+* ``lyapunov`` (from ``gradlab lyapunov``): measured largest Lyapunov
+  exponent against the gain g, one panel per activation, with the mean-field
+  curve ½ ln χ₁ and the order-to-chaos transition (χ₁ = 1) marked.
+* ``cells`` (from the sweep ``experiments/cells.toml``): ‖∂s_T/∂s_k‖ against
+  lag for the vanilla RNN, the LSTM (state (h, C)) and the GRU at matched
+  hidden size, one panel per spectral radius of the recurrent (block)
+  matrices, with each cell's measured largest Lyapunov exponent as a dotted
+  slope λ_1·lag — the asymptotic rate.
+"""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.lines import Line2D
+
+from ..schema import require_columns
+from . import data
+from .style import LAG_LABEL, MEASURED, RATE, REFERENCE, TEXT_WIDTH, get_ax, log10_axis, panel_label
+
+CELL_COLORS = {"rnn": "#0072B2", "lstm": "#D55E00", "gru": "#009E73"}   # Okabe–Ito, colour-blind safe
+CELL_NAMES = {"rnn": "vanilla RNN", "lstm": "LSTM (h, C)", "gru": "GRU"}
+LN10 = np.log(10.0)
+
+
+def plot_lyapunov_vs_gain(measured: pd.DataFrame, theory: pd.DataFrame, g_critical: float | None = None, ax=None):
+    """Measured largest Lyapunov exponent against g, with the mean-field curve and the transition.
+
+    Parameters
+    ----------
+    measured : DataFrame
+        Rows of ``lyapunov.csv`` for one activation: ``g``, ``seed``, ``lyapunov``.
+    theory : DataFrame
+        Rows of ``mean_field.csv`` for the same activation: ``g``, ``lyapunov``.
+    g_critical : float, optional
+        Where χ₁ = 1; drawn as a vertical line.
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    Axes
+    """
+    ax = get_ax(ax)
+    require_columns(measured, ("g", "seed", "lyapunov"), "lyapunov table")
+    require_columns(theory, ("g", "lyapunov"), "mean_field table")
+    ax.axhline(0.0, **REFERENCE)
+    if g_critical is not None and np.isfinite(g_critical):
+        ax.axvline(g_critical, color="0.4", linewidth=0.7, linestyle=(0, (4, 2)), zorder=0)
+        ax.annotate(f"$g_c = {g_critical:.3g}$", (g_critical, 0.0), xytext=(3, -10), textcoords="offset points",
+                    fontsize="small", color="0.3")
+    th = theory.sort_values("g")
+    ax.plot(th["g"], th["lyapunov"], color="black", label=r"mean field $\frac{1}{2}\ln\chi_1$", zorder=2)
+    finite = measured[np.isfinite(measured["lyapunov"])]
+    per_g = finite.groupby("g")["lyapunov"]
+    ax.scatter(finite["g"], finite["lyapunov"], s=6, color=CELL_COLORS["rnn"], alpha=0.35, linewidths=0, zorder=3)
+    ax.plot(per_g.mean().index, per_g.mean().values, "o", markersize=3, color=CELL_COLORS["rnn"],
+            label="measured (mean over seeds)", zorder=4)
+    lo = min(finite["lyapunov"].min(), th["lyapunov"][np.isfinite(th["lyapunov"])].min())
+    hi = max(finite["lyapunov"].max(), th["lyapunov"].max())
+    pad = 0.08 * (hi - lo)
+    ax.set_ylim(lo - pad, hi + pad)
+    ax.set_xlabel(r"gain $g$ ($W_{hh} \sim \mathcal{N}(0, g^2/n)$)")
+    ax.set_ylabel(r"largest Lyapunov exponent $\lambda_1$ (nats/step)")
+    return ax
+
+
+def plot_cell_norms(curves: pd.DataFrame, exponents: dict | None = None, ax=None, spread: bool = True):
+    """‖∂s_T/∂s_k‖₂ against lag, one curve per cell, with λ_1·lag dotted.
+
+    Parameters
+    ----------
+    curves : DataFrame
+        Rows of :func:`gradlab.plots.data.lag_curves` with ``by=("cell", …)``
+        for one panel: ``cell``, ``lag``, ``log10_norm``, ``lo``, ``hi``.
+    exponents : dict, optional
+        cell → largest Lyapunov exponent (nats/step, mean over runs).
+    ax : matplotlib Axes, optional
+    spread : bool
+        Shade between the smallest and largest per-seed mean.
+
+    Returns
+    -------
+    Axes
+    """
+    ax = get_ax(ax)
+    require_columns(curves, ("cell", "lag", "log10_norm", "lo", "hi"), "cell curves")
+    ax.axhline(0.0, **REFERENCE)
+    for cell in data.ordered(curves["cell"], preferred=tuple(CELL_COLORS)):
+        c = curves[curves["cell"] == cell].sort_values("lag")
+        color = CELL_COLORS.get(cell, "0.3")
+        if spread:
+            ax.fill_between(c["lag"], c["lo"], c["hi"], color=color, alpha=0.18, linewidth=0)
+        ax.plot(c["lag"], c["log10_norm"], color=color, label=CELL_NAMES.get(cell, cell), **MEASURED)
+        if exponents and np.isfinite(exponents.get(cell, np.nan)):
+            ax.plot(c["lag"], c["lag"] * exponents[cell] / LN10, color=color, **RATE)
+    lo, hi = curves["lo"].min(), curves["hi"].max()
+    ax.set_ylim(lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
+    log10_axis(ax, "y")
+    ax.set_xlabel(LAG_LABEL)
+    ax.set_ylabel(r"$\|\partial s_T / \partial s_k\|_2$")
+    return ax
+
+
+def lyapunov_figure(tables: dict) -> plt.Figure:
+    """One panel per activation: measured λ_1 against g, mean field, transition."""
+    measured, theory, trans = tables["lyapunov"], tables["mean_field"], tables["transitions"]
+    activations = data.ordered(measured["activation"])
+    fig, axes = plt.subplots(1, len(activations), figsize=(TEXT_WIDTH, 2.5), squeeze=False)
+    g_c = dict(zip(trans["activation"], trans["g_critical"]))
+    for i, (ax, act) in enumerate(zip(axes[0], activations)):
+        plot_lyapunov_vs_gain(measured[measured["activation"] == act], theory[theory["activation"] == act],
+                              g_c.get(act), ax=ax)
+        n = sorted(set(measured.loc[measured["activation"] == act, "n"]))
+        ax.set_title(f"{act} (n = {', '.join(map(str, n))})")
+        panel_label(ax, "abcdefgh"[i])
+        if i:
+            ax.set_ylabel("")
+    axes[0][0].legend(loc="upper left", fontsize="small")
+    return fig
+
+
+def cells_figure(tables: dict) -> plt.Figure:
+    """One panel per radius: rnn vs lstm vs gru ‖∂s_T/∂s_k‖ against lag at matched hidden size."""
+    norms, runs = tables["sweep_norms"], tables["runs"]
+    require_columns(runs, ("run_id", "cell", "radius", "lyapunov"), "runs table")
+    curves = data.lag_curves(norms, by=("radius", "cell"))
+    radii = sorted(curves["radius"].unique())
+    fig, axes = plt.subplots(1, len(radii), figsize=(TEXT_WIDTH, 2.6), squeeze=False, sharey=True)
+    for i, (ax, r) in enumerate(zip(axes[0], radii)):
+        lam = runs[runs["radius"] == r].groupby("cell")["lyapunov"].mean().to_dict()
+        plot_cell_norms(curves[curves["radius"] == r], lam, ax=ax)
+        ax.set_title(rf"$\rho = {r:g}$ (each recurrent block)")
+        panel_label(ax, "abcdefgh"[i])
+        if i:
+            ax.set_ylabel("")
+    lo, hi = curves["lo"].min(), curves["hi"].max()
+    axes[0][0].set_ylim(lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
+    n = ", ".join(map(str, sorted(set(runs["hidden"])))) if "hidden" in runs.columns else "?"
+    handles = [Line2D([], [], color=CELL_COLORS[c], label=CELL_NAMES[c]) for c in CELL_COLORS
+               if c in set(curves["cell"])]
+    handles.append(Line2D([], [], color="black", label=r"rate $e^{\lambda_1 (t-k)}$ (Lyapunov)", **RATE))
+    fig.legend(handles=handles, loc="upper center", ncol=len(handles), bbox_to_anchor=(0.5, 1.08),
+               title=f"matched hidden size n = {n}")
+    return fig
