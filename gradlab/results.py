@@ -7,6 +7,7 @@ and a killed command leaves either the old file or the new one.
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import shutil
@@ -45,7 +46,18 @@ def write_csv(path, table: pd.DataFrame) -> None:
 
 
 def write_json(path, data: dict) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+    """Write strict JSON atomically: nan and ±inf (e.g. an unfittable growth rate) become null."""
+    atomic_write_text(path, json.dumps(_finite_or_null(data), indent=2, allow_nan=False, default=str) + "\n")
+
+
+def _finite_or_null(value):
+    if isinstance(value, dict):
+        return {k: _finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_null(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def check_new_folder(out, force: bool) -> Path:

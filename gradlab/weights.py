@@ -5,6 +5,9 @@ network trained elsewhere can be analysed::
 
     np.savez("rnn.npz", **{k: v.numpy() for k, v in rnn.state_dict().items()})
 
+A whole model's state dict works too when the RNN sits under one module
+prefix (``rnn.weight_hh_l0``); its read-out is used when named ``fc``.
+
 =================  =======  ==========================================
 key                shape    meaning
 =================  =======  ==========================================
@@ -63,10 +66,28 @@ def read_npz(path, required=REQUIRED) -> dict[str, np.ndarray]:
         raise GradlabError(f"weights file {str(path)!r} does not exist") from None
     except (OSError, ValueError, zipfile.BadZipFile) as e:
         raise GradlabError(f"cannot read weights file {str(path)!r}: {e}") from None
+    arrays = strip_module_prefix(arrays, required)
     missing = [k for k in required if k not in arrays]
     if missing:
         raise GradlabError(f"weights file {str(path)!r} lacks {', '.join(missing)} (has: {', '.join(sorted(arrays)) or 'nothing'})")
     return arrays
+
+
+def strip_module_prefix(arrays: dict, required) -> dict:
+    """Accept a whole model's state dict: ``rnn.weight_hh_l0`` → ``weight_hh_l0``.
+
+    When the required keys are absent but appear under exactly one module
+    prefix (``model.state_dict()`` of a module holding an ``nn.RNN``), keys
+    under that prefix lose it; other keys (e.g. ``fc.weight``) are kept.
+    """
+    if all(k in arrays for k in required):
+        return arrays
+    prefixes = {key[: -len(required[0])] for key in arrays if key.endswith("." + required[0])}
+    prefixes = [p for p in prefixes if all(p + k in arrays for k in required)]
+    if len(prefixes) != 1:
+        return arrays
+    (prefix,) = prefixes
+    return {key[len(prefix):] if key.startswith(prefix) else key: value for key, value in arrays.items()}
 
 
 def read_readout(arrays: dict, n: int, d: int, rng: np.random.Generator | None, m: int | None):

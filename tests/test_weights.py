@@ -122,3 +122,21 @@ def test_bad_input_files_name_the_problem(tmp_path):
     (tmp_path / "junk.npy").write_text("junk")
     with pytest.raises(gl.GradlabError, match=r"cannot read input file"):
         gl.load_inputs(tmp_path / "junk.npy")
+
+
+def test_a_whole_models_state_dict_loads_through_its_rnn_prefix(tmp_path):
+    p = params()
+    arrays = {"model.rnn.weight_ih_l0": p.W_xh, "model.rnn.weight_hh_l0": p.W_hh,
+              "model.rnn.bias_ih_l0": p.b_h, "fc.weight": p.W_hy, "fc.bias": p.b_y}
+    np.savez(tmp_path / "m.npz", **arrays)
+    q = gl.load_weights(tmp_path / "m.npz")
+    for name in gl.PARAM_NAMES:
+        np.testing.assert_array_equal(getattr(q, name), getattr(p, name))
+
+
+def test_two_rnn_prefixes_are_ambiguous_and_refused(tmp_path):
+    p = params()
+    np.savez(tmp_path / "two.npz", **{f"{m}.{k}": v for m in ("enc", "dec")
+                                       for k, v in (("weight_ih_l0", p.W_xh), ("weight_hh_l0", p.W_hh))})
+    with pytest.raises(gl.GradlabError, match=r"lacks weight_ih_l0, weight_hh_l0"):
+        gl.load_weights(tmp_path / "two.npz")

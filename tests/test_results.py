@@ -1,0 +1,42 @@
+"""Safe writes: atomic files and folders, strict JSON manifests."""
+import json
+
+import pandas as pd
+import pytest
+
+import gradlab as gl
+from gradlab.results import results_folder, write_csv, write_json
+
+
+def test_manifest_json_is_strict_even_with_nan_and_inf(tmp_path):
+    write_json(tmp_path / "m.json", {"rate": float("nan"), "xs": [1.5, float("-inf")], "nested": {"r": float("inf")}})
+    text = (tmp_path / "m.json").read_text()
+    data = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
+    assert data == {"rate": None, "xs": [1.5, None], "nested": {"r": None}}
+
+
+def test_csv_floats_round_trip_exactly(tmp_path):
+    values = [0.1, 1 / 3, 2.0 ** -1074, 1.7976931348623157e308, -123456.789012345678]
+    write_csv(tmp_path / "t.csv", pd.DataFrame({"x": values}))
+    assert pd.read_csv(tmp_path / "t.csv", float_precision="round_trip")["x"].tolist() == values
+
+
+def test_a_failed_folder_leaves_nothing_and_the_old_folder_intact(tmp_path):
+    out = tmp_path / "res"
+    with results_folder(out) as tmp:
+        (tmp / "a.csv").write_text("old")
+    with pytest.raises(RuntimeError), results_folder(out, force=True) as tmp:
+        (tmp / "a.csv").write_text("new")
+        raise RuntimeError("killed half way")
+    assert (out / "a.csv").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["res"]  # no temporary leftovers
+
+
+def test_an_existing_folder_needs_force(tmp_path):
+    out = tmp_path / "res"
+    out.mkdir()
+    (out / "keep.txt").write_text("precious")
+    with pytest.raises(gl.GradlabError, match=r"already exists; pass --force"):
+        with results_folder(out):
+            pass
+    assert (out / "keep.txt").read_text() == "precious"
