@@ -159,3 +159,33 @@ def write_lyapunov(tables: dict, out, force: bool = False, config: dict | None =
         for name, table in tables.items():
             write_csv(tmp / f"{name}.csv", table)
         write_json(tmp / "manifest.json", manifest("lyapunov", config or {}))
+
+
+# What `gradlab reproduce` measures for the `lyapunov` figure (full, and --quick).
+LYAPUNOV_SETS = {
+    "full": {"gains": DEFAULT_GAINS, "n": 400, "steps": 1000, "warmup": 100, "burn": 200, "seeds": 3},
+    "quick": {"gains": {"tanh": "0.5:3:0.25", "sigmoid": "2:16:2", "relu": "0.5:2.5:0.25"},
+              "n": 64, "steps": 300, "warmup": 50, "burn": 50, "seeds": 1},
+}
+
+
+def run_lyapunov_set(out, quick: bool = False):
+    """Measure the ``lyapunov`` figure's data into ``out`` unless a folder with the same settings is there.
+
+    Returns the folder (a :class:`pathlib.Path`).
+    """
+    import json
+    from pathlib import Path
+
+    out = Path(out)
+    settings = LYAPUNOV_SETS["quick" if quick else "full"]
+    try:
+        if json.loads((out / "manifest.json").read_text())["config"] == settings:
+            return out
+    except (OSError, ValueError, KeyError):
+        pass
+    grid = {a: parse_gains(spec) for a, spec in settings["gains"].items()}
+    tables = lyapunov_sweep(grid, settings["n"], settings["steps"], settings["warmup"], settings["burn"],
+                            range(settings["seeds"]))
+    write_lyapunov(tables, out, force=True, config=settings)
+    return out

@@ -56,8 +56,8 @@ from .errors import GradlabError, check_positive_int
 
 NODES = 16           # Gauss–Legendre nodes per panel
 Z_MAX = 10.0         # integrate z over [−Z_MAX, Z_MAX]
-MAX_PANELS = 4000    # per side: panels track 1/√q up to q = 1.6e5 (tanh/sigmoid up to g ≈ 500)
-_Q_TINY = 1e-280     # q → 0⁺ stand-in: √q z is still a non-zero number of either sign
+MAX_PANELS = 1000    # per side: panels track 1/√q up to q = 1e4 (tanh/sigmoid up to g ≈ 100)
+_Q_TINY = 1e-60      # q → 0⁺ stand-in (and the smallest q* told apart from 0): √q z keeps its sign
 _Q_HUGE = 1e12       # past this an unbounded φ's q is taken as diverging
 
 
@@ -112,7 +112,7 @@ def fixed_point_variance(g: float, activation, sigma_b: float = 0.0, sigma_x: fl
     F = lambda q: variance_map(q, g, act, sigma_b, sigma_x, nodes) - q  # noqa: E731
     q_hi = 1.0
     while F(q_hi) >= 0:
-        q_hi *= 16.0
+        q_hi *= 100.0
         if q_hi > _Q_HUGE:
             return float("inf")
     # Roots are sought of F(q) − 64 ε q: near q = 0 (tanh at g = 1) F(q) ≈ −2q² is below the

@@ -123,6 +123,13 @@ def reproduce(results="results", out="figures", quick: bool = False, experiments
         folders[name] = run_run_set(configs, root / name)
         seconds[name] = time.perf_counter() - start
         log(f"runs {name}: {len(configs)} networks → {folders[name]}  [{seconds[name]:.0f} s]")
+    if any(FIGURES[name].results == "lyapunov" for name in names):
+        from .chaos import run_lyapunov_set
+
+        start = time.perf_counter()
+        folders["lyapunov"] = run_lyapunov_set(root / "lyapunov", quick)
+        seconds["lyapunov"] = time.perf_counter() - start
+        log(f"lyapunov: measured exponents vs mean field → {folders['lyapunov']}  [{seconds['lyapunov']:.0f} s]")
     written = []
     for name in names:
         spec = FIGURES[name]

@@ -119,7 +119,7 @@ def lyapunov_figure(tables: dict) -> plt.Figure:
         panel_label(ax, "abcdefgh"[i])
         if i:
             ax.set_ylabel("")
-    axes[0][0].legend(loc="upper left", fontsize="small")
+    axes[0][0].legend(loc="lower right", fontsize="small")
     return fig
 
 
@@ -133,16 +133,18 @@ def cells_figure(tables: dict) -> plt.Figure:
     for i, (ax, r) in enumerate(zip(axes[0], radii)):
         lam = runs[runs["radius"] == r].groupby("cell")["lyapunov"].mean().to_dict()
         plot_cell_norms(curves[curves["radius"] == r], lam, ax=ax)
-        ax.set_title(rf"$\rho = {r:g}$ (each recurrent block)")
+        ax.set_title(rf"$\rho = {r:g}$ for every recurrent block")
         panel_label(ax, "abcdefgh"[i])
         if i:
             ax.set_ylabel("")
     lo, hi = curves["lo"].min(), curves["hi"].max()
-    axes[0][0].set_ylim(lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
+    for ax in axes[0]:   # shared y: one range for all panels, then the log ticks for it
+        ax.set_ylim(lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
+        log10_axis(ax, "y")
     n = ", ".join(map(str, sorted(set(runs["hidden"])))) if "hidden" in runs.columns else "?"
     handles = [Line2D([], [], color=CELL_COLORS[c], label=CELL_NAMES[c]) for c in CELL_COLORS
                if c in set(curves["cell"])]
-    handles.append(Line2D([], [], color="black", label=r"rate $e^{\lambda_1 (t-k)}$ (Lyapunov)", **RATE))
-    fig.legend(handles=handles, loc="upper center", ncol=len(handles), bbox_to_anchor=(0.5, 1.08),
-               title=f"matched hidden size n = {n}")
+    handles.append(Line2D([], [], color="black", label=r"$e^{\lambda_1 (t-k)}$, $\lambda_1$ = Lyapunov", **RATE))
+    axes[0][-1].legend(handles=handles, loc="lower left", fontsize="small", title=f"matched n = {n}",
+                       title_fontsize="small")
     return fig
