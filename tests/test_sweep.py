@@ -110,18 +110,21 @@ def test_a_sweep_killed_mid_way_resumes_to_the_same_csvs(tmp_path):
     spec = write_spec(tmp_path, RUN_SPEC.replace("hidden = 4", "hidden = 24").replace("steps = 12", "steps = 60")
                       .replace("seed = [0, 1]", "seed = [0, 1, 2, 3]"))
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "gradlab", "sweep", str(spec), "--out", str(killed), "--quiet"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = tmp_path / "stderr.txt"
+    with open(log, "w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "gradlab", "sweep", str(spec), "--out", str(killed),
+                                 "--quiet"], stdout=subprocess.DEVNULL, stderr=err)
     parts = killed / "parts"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         if parts.is_dir() and len([p for p in parts.iterdir() if not p.name.startswith(".")]) >= 3:
             break
         time.sleep(0.005)
+    assert proc.poll() is None, f"the sweep ended by itself ({proc.returncode}): {log.read_text()}"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     n_done = len([p for p in parts.iterdir() if not p.name.startswith(".")])
-    assert 3 <= n_done < 24, "the kill must land mid-way for this test to mean anything"
+    assert 3 <= n_done < 24, f"the kill must land mid-way for this test to mean anything ({n_done} done)"
     assert not (killed / "runs.csv").exists()
 
     outcome = run_sweep(spec, killed)                     # the same command again
