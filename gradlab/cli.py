@@ -14,10 +14,12 @@ from threadpoolctl import threadpool_limits
 
 from . import __version__
 from .activations import ACTIVATIONS
+from .clipping import CLIPPINGS
 from .config import CELLS, RunConfig
 from .errors import GradlabError
 from .init import INITS, SCALE_BY
 from .losses import LOSS_STEPS, LOSSES
+from .tasks import TASKS
 
 # On small matrices OpenBLAS with 2 threads is many times slower than with 1
 # (benchmarks/RESULTS.md); gradlab parallelises over runs instead.
@@ -155,13 +157,14 @@ def check(truncate, tol, **options):
 
 
 def _train_default(name: str):
+    """The default of a TrainConfig field, so the CLI and the library agree."""
     from .training import TrainConfig
 
     return TrainConfig.__dataclass_fields__[name].default
 
 
 @cli.command()
-@click.option("--task", type=click.Choice(["adding", "temporal_order", "copy", "reber"]),
+@click.option("--task", type=click.Choice(list(TASKS)),
               default=_train_default("task"), show_default=True,
               help="adding: sum of two marked values (MSE; predicting 1 scores 1/6). temporal_order: order of "
                    "two symbols in noise (chance 75 % error). copy: recall 5 symbols after a delay. "
@@ -186,7 +189,7 @@ def _train_default(name: str):
 @click.option("--lr", type=float, default=_train_default("lr"), show_default=True, help="Learning rate η.")
 @click.option("--momentum", type=float, default=_train_default("momentum"), show_default=True,
               help="Momentum μ in [0, 1): v ← μv − ηg, θ ← θ + v.")
-@click.option("--clipping", type=click.Choice(["none", "norm", "value"]), default=_train_default("clipping"),
+@click.option("--clipping", type=click.Choice(CLIPPINGS), default=_train_default("clipping"),
               show_default=True,
               help="norm: if ‖g‖ > τ then g ← τg/‖g‖ (Pascanu et al. 2013); value: clip each entry to [−c, c].")
 @click.option("--threshold", type=float, default=_train_default("threshold"), show_default=True,
@@ -219,8 +222,8 @@ def train(out, force, quiet, **options):
 
     \b
     Examples:
-      gradlab train --task adding --steps 50 --updates 300 --lr 0.05 --momentum 0.9 --out runs/adding
-      gradlab train --radius 3 --activation relu --clipping norm --threshold 1 --out runs/clipped
+      gradlab train --task adding --steps 20 --hidden 16 --updates 400 --lr 0.05 --momentum 0.9 --clipping norm --out runs/adding
+      gradlab train --task adding --steps 20 --radius 3 --activation relu --lr 0.01 --out runs/relu-exploding
     """
     from .sweep import write_single_run
     from .training import TrainConfig

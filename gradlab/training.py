@@ -76,17 +76,17 @@ class TrainConfig:
     """
 
     task: str = "adding"
-    steps: int = 50
-    hidden: int = 32
+    steps: int = 20
+    hidden: int = 16
     activation: str = "tanh"
     init: str = "gaussian"
     radius: float = 1.0
     scale_by: str = "radius"
     input_scale: float = 1.0
     batch: int = 32
-    updates: int = 500
-    lr: float = 0.01
-    momentum: float = 0.0
+    updates: int = 400
+    lr: float = 0.05
+    momentum: float = 0.9
     clipping: str = "none"
     threshold: float = 1.0
     eval_every: int = 50
