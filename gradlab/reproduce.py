@@ -5,7 +5,9 @@
    was interrupted resumes where it stopped.
 2. The figures that need every pair (t, k) of single networks — the sweeps
    keep per-lag aggregates only — get ``gradlab run`` folders from
-   :data:`RUN_SETS` (``RESULTS/heatmap/<name>/``, ``RESULTS/transient/<name>/``).
+   :data:`RUN_SETS` (``RESULTS/heatmap/<name>/``, ``RESULTS/transient/<name>/``);
+   data made by other code (the Lyapunov scan) comes from :data:`PRODUCERS`.
+   Both are made only when a figure reads them.
 3. Every figure of :data:`gradlab.plots.FIGURES` is drawn from the CSVs of
    its results folder into ``OUT/<figure>.pdf`` and ``.png``.
 
@@ -42,6 +44,19 @@ RUN_SETS: dict[str, dict[str, RunConfig]] = {
         for init in ("gaussian", "orthogonal")
     },
 }
+
+
+def measure_lyapunov(out: Path, quick: bool) -> Path:
+    """The ``lyapunov`` figure's data: measured exponents and mean-field theory (:mod:`gradlab.chaos`)."""
+    from .chaos import run_lyapunov_set
+
+    return run_lyapunov_set(out, quick)
+
+
+# Results folders made by code rather than by a sweep file, beyond RUN_SETS:
+# name → make(out, quick) -> folder. A new figure whose data no sweep file
+# describes adds its maker here.
+PRODUCERS = {"lyapunov": measure_lyapunov}
 
 
 @dataclass(frozen=True)
@@ -90,7 +105,8 @@ def reproduce(results="results", out="figures", quick: bool = False, experiments
     formats : str or sequence
         Figure formats, e.g. ``"pdf,png"``.
     figures : sequence of str, optional
-        Only these figures (keys of :data:`gradlab.plots.FIGURES`); default all.
+        Only these figures (keys of :data:`gradlab.plots.FIGURES`) and the
+        results they read; default: every sweep file and every figure.
     log : callable
         Receives one line per stage.
 
@@ -104,7 +120,10 @@ def reproduce(results="results", out="figures", quick: bool = False, experiments
     for name in names:
         if name not in FIGURES:
             raise GradlabError(f"unknown figure {name!r}; choose one of {', '.join(FIGURES)}")
+    needed = {FIGURES[name].results for name in names}
     files = experiment_files(experiments)
+    if figures is not None:  # only the sweeps the chosen figures read
+        files = [f for f in files if f.stem in needed]
     from .sweep import load_spec, run_sweep
 
     for f in files:  # a bad sweep file fails before anything runs
@@ -118,18 +137,15 @@ def reproduce(results="results", out="figures", quick: bool = False, experiments
         seconds[f.stem] = time.perf_counter() - start
         log(f"sweep {f.name}: {outcome.n_runs} runs ({outcome.n_already_done} already done) → {outcome.out}  "
             f"[{seconds[f.stem]:.0f} s]")
-    for name, configs in RUN_SETS.items():
+    makers = {**{name: (lambda out_, quick_, c=configs: run_run_set(c, out_)) for name, configs in RUN_SETS.items()},
+              **PRODUCERS}
+    for name, make in makers.items():
+        if name not in needed:  # made only for the figures that read it
+            continue
         start = time.perf_counter()
-        folders[name] = run_run_set(configs, root / name)
+        folders[name] = make(root / name, quick)
         seconds[name] = time.perf_counter() - start
-        log(f"runs {name}: {len(configs)} networks → {folders[name]}  [{seconds[name]:.0f} s]")
-    if any(FIGURES[name].results == "lyapunov" for name in names):
-        from .chaos import run_lyapunov_set
-
-        start = time.perf_counter()
-        folders["lyapunov"] = run_lyapunov_set(root / "lyapunov", quick)
-        seconds["lyapunov"] = time.perf_counter() - start
-        log(f"lyapunov: measured exponents vs mean field → {folders['lyapunov']}  [{seconds['lyapunov']:.0f} s]")
+        log(f"{name}: → {folders[name]}  [{seconds[name]:.0f} s]")
     written = []
     for name in names:
         spec = FIGURES[name]
