@@ -17,6 +17,7 @@ figures have the same layout, with noisier curves.
 """
 from __future__ import annotations
 
+import json
 import sys
 import time
 from dataclasses import dataclass
@@ -78,6 +79,19 @@ def experiment_files(experiments) -> list[Path]:
     return files
 
 
+def sweep_changed(spec, folder: Path) -> bool:
+    """True when ``folder`` holds results of an earlier version of the sweep ``spec``.
+
+    reproduce owns its results folders, so such results are replaced rather
+    than refused (``gradlab sweep`` refuses them without ``--force``); the
+    same sweep is resumed.
+    """
+    try:
+        return json.loads((folder / "manifest.json").read_text(encoding="utf-8"))["sweep"]["digest"] != spec.digest()
+    except (OSError, ValueError, KeyError, TypeError):
+        return False  # nothing there yet (or not a sweep: run_sweep refuses it with its own message)
+
+
 def run_run_set(configs: dict[str, RunConfig], out: Path) -> Path:
     """Write one ``gradlab run`` folder per config into ``out/<name>/`` (replacing old ones)."""
     for name, config in configs.items():
@@ -126,13 +140,15 @@ def reproduce(results="results", out="figures", quick: bool = False, experiments
         files = [f for f in files if f.stem in needed]
     from .sweep import load_spec, run_sweep
 
-    for f in files:  # a bad sweep file fails before anything runs
-        load_spec(f, quick)
+    specs = {f: load_spec(f, quick) for f in files}  # a bad sweep file fails before anything runs
     root = Path(results) / ("quick" if quick else "full")
     folders, seconds = {}, {}
-    for f in files:
+    for f, spec in specs.items():
         start = time.perf_counter()
-        outcome = run_sweep(f, root / f.stem, jobs=jobs, quick=quick, quiet=not sys.stderr.isatty())
+        stale = sweep_changed(spec, root / f.stem)
+        if stale:
+            log(f"sweep {f.name} changed since {root / f.stem} was made: running it again")
+        outcome = run_sweep(spec, root / f.stem, jobs=jobs, force=stale, quiet=not sys.stderr.isatty())
         folders[f.stem] = outcome.out
         seconds[f.stem] = time.perf_counter() - start
         log(f"sweep {f.name}: {outcome.n_runs} runs ({outcome.n_already_done} already done) → {outcome.out}  "

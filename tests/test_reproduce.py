@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import gradlab.reproduce as rep
@@ -107,3 +108,16 @@ def test_cli_reproduce_quick_writes_into_figures_quick(tiny, tmp_path, monkeypat
     assert exit_.value.code == 0
     assert sorted(p.name for p in (tmp_path / "figures" / "quick").iterdir()) == ["heatmap.png", "spectrum.png"]
     assert "2 figure files in figures/quick/" in capsys.readouterr().out
+
+
+def test_a_changed_sweep_file_is_run_again_not_refused(tiny, tmp_path):
+    kwargs = dict(results=tmp_path / "r", out=tmp_path / "f", experiments=tiny, jobs=1, formats="png",
+                  figures=["truncation"])
+    rep.reproduce(log=lambda line: None, **kwargs)
+    path = tiny / "truncation.toml"
+    path.write_text(path.read_text().replace("truncate = [0, 2, 6]", "truncate = [0, 3]"), encoding="utf-8")
+    lines = []
+    rep.reproduce(log=lines.append, **kwargs)
+    assert any("changed" in line for line in lines)
+    truncation = pd.read_csv(tmp_path / "r" / "full" / "truncation" / "truncation.csv")
+    assert set(truncation["truncate"]) == {0, 3}
