@@ -129,3 +129,39 @@ def test_large_random_tanh_network_agrees_with_mean_field(g):
     theory = gl.compute_mean_field(g, "tanh").lyapunov
     assert m.lyapunov.mean() == pytest.approx(theory, abs=0.02)
     assert theory > 0.05     # a real prediction, not the trivial 0
+
+
+def test_cli_lyapunov_writes_the_documented_tables_and_its_figure(tmp_path, capsys):
+    from gradlab.cli import main
+    from gradlab.plots import draw_figure
+
+    out = tmp_path / "ly"
+    with pytest.raises(SystemExit) as e:
+        main(["lyapunov", "-a", "tanh", "-a", "relu", "--gains", "0.5,2", "--hidden", "20", "--steps", "60",
+              "--burn", "10", "--warmup", "10", "--seeds", "2", "--out", str(out)])
+    assert e.value.code == 0
+    assert "tanh: transition at g = 1" in capsys.readouterr().out
+    tables = {kind: gl.schema.read_table(out / f"{kind}.csv", kind) for kind in ("lyapunov", "mean_field",
+                                                                                  "transitions")}
+    assert len(tables["lyapunov"]) == 2 * 2 * 2                # activations × gains × seeds
+    assert set(tables["mean_field"].activation) == {"tanh", "relu"}
+    paths = draw_figure("lyapunov", out, tmp_path / "fig", "png")
+    assert paths[0].stat().st_size > 10_000
+    (out / "mean_field.csv").write_text(tables["mean_field"].drop(columns="chi1").to_csv(index=False))
+    with pytest.raises(gl.GradlabError, match="lacks column 'chi1'"):
+        draw_figure("lyapunov", out, tmp_path / "fig2", "png")
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--gains", "0:1:0.5"], "gains must be positive"),
+    (["--gains", "a,b"], "gains must be START:STOP:STEP"),
+    (["--warmup", "100", "--steps", "50"], "warmup must be smaller than steps"),
+])
+def test_cli_lyapunov_bad_input_is_one_line_exit_2_nothing_written(argv, message, tmp_path, capsys):
+    from gradlab.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["lyapunov", "--hidden", "5", "--out", str(tmp_path / "o")] + argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()

@@ -133,7 +133,7 @@ def cells_figure(tables: dict) -> plt.Figure:
     for i, (ax, r) in enumerate(zip(axes[0], radii)):
         lam = runs[runs["radius"] == r].groupby("cell")["lyapunov"].mean().to_dict()
         plot_cell_norms(curves[curves["radius"] == r], lam, ax=ax)
-        ax.set_title(rf"$\rho = {r:g}$ for every recurrent block")
+        ax.set_title(rf"$\rho = {r:g}$")
         panel_label(ax, "abcdefgh"[i])
         if i:
             ax.set_ylabel("")
@@ -145,6 +145,6 @@ def cells_figure(tables: dict) -> plt.Figure:
     handles = [Line2D([], [], color=CELL_COLORS[c], label=CELL_NAMES[c]) for c in CELL_COLORS
                if c in set(curves["cell"])]
     handles.append(Line2D([], [], color="black", label=r"$e^{\lambda_1 (t-k)}$, $\lambda_1$ = Lyapunov", **RATE))
-    axes[0][-1].legend(handles=handles, loc="lower left", fontsize="small", title=f"matched n = {n}",
+    axes[0][-1].legend(handles=handles, loc="lower left", fontsize="small", title=f"n = {n}, ρ of every n×n block",
                        title_fontsize="small")
     return fig
