@@ -2,25 +2,53 @@
 
 ∂h_t/∂h_k = J_t J_{t−1} … J_{k+1} (t − k factors). For each end step t the
 product is grown backwards, P ← P J_k, one factor per lag, so every k < t
-costs one scaled matrix product. After each product P is divided by its
-largest entry and the log of that scale is accumulated: the product of a
-thousand exploding (or vanishing) Jacobians stays representable and every
-log-norm is finite. A product that is exactly zero (every ReLU unit off at
-some step) has log-norm −inf, which is the true value.
+costs one (n × n)·(n × n) product. P is rescaled as it grows and the log of
+the scale is accumulated: the product of a thousand exploding (or vanishing)
+Jacobians stays representable and every log-norm is finite. A product that is
+exactly zero (every ReLU unit off at some step) has log-norm −inf, which is
+the true value.
+
+σ_max of each product
+---------------------
+``method="svd"`` (the reference) calls a full SVD per pair: about eight times
+the cost of the product itself. ``method="subspace"`` (the default for n ≥ 24)
+finds σ_max by block subspace iteration on P Pᵀ with p = 8 vectors,
+warm-started from the previous lag: adding a factor on the right leaves the
+leading *left* singular vectors of P nearly unchanged (they converge with the
+lag, as Oseledets' theorem says), so one or two block iterations (O(n² p)
+each) usually suffice. An iteration stops only when an a-posteriori bound,
+not a change in the estimate, says the relative error of σ_max is below
+``rtol`` (see :func:`top_singular_values`); a product whose bound is not met
+after ``max_iter`` iterations gets an exact SVD.
 
 Pairs
 -----
 ``"last"``      t = T and every k < T           (T values)
 ``"all"``       every 0 ≤ k < t ≤ T             (T (T + 1) / 2 values)
 ``"stride:K"``  t ∈ {T, T − K, T − 2K, …} and every k < t
+
+Products that end at different t but have the same lag are grown together,
+as one stack, so the Python overhead per lag does not grow with the number
+of end steps.
 """
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
 from .errors import GradlabError
+from .trace import Trace
+
+METHODS = ("auto", "subspace", "svd")
+BLOCK = 8            # p: subspace size; the top vector converges like (σ_{p+1}/σ_1)^2 per iteration
+RTOL = 1e-11         # relative error of σ_max certified by the subspace method
+GROUP = 8            # lags whose products are bounded together (when the stack is smaller)
+MAX_DEPTH = 8        # Krylov blocks per product before falling back to an exact SVD
+SMALL_N = 16         # below this an exact SVD is as cheap as the iteration's Python overhead
+STACK_BYTES = 64 << 20   # largest stack of products grown at once (bounds memory for "all")
+SEED = 20131130      # start blocks are random but reproducible (the same norms on every call)
 
 
 @dataclass(frozen=True)
@@ -60,7 +88,7 @@ def end_steps(pairs: str, T: int) -> np.ndarray:
     raise GradlabError(f"unknown pairs {pairs!r}; use 'last', 'all' or 'stride:K' with K ≥ 1")
 
 
-def jacobian_norms(trace, pairs: str = "last") -> JacobianNorms:
+def jacobian_norms(trace, pairs: str = "last", method: str = "auto", workers: int = 2) -> JacobianNorms:
     """ln ‖∂h_t/∂h_k‖₂ for the requested pairs, every sequence of the batch.
 
     Parameters
@@ -69,15 +97,21 @@ def jacobian_norms(trace, pairs: str = "last") -> JacobianNorms:
         Any object with ``B``, ``T``, ``state_size`` and ``right_multiply(P, t)``
         (the vanilla :class:`~gradlab.trace.Trace`, or a gated cell's trace).
     pairs : {"last", "all", "stride:K"}
+    method : {"auto", "subspace", "svd"}
+        How σ_max of each product is found: warm-started subspace iteration
+        with a certified error below 1e-12 relative (``"subspace"``), a full
+        SVD per pair (``"svd"``, the slow reference), or ``"auto"``
+        (subspace for state size ≥ 24, SVD below, where it is cheaper).
 
     Returns
     -------
     JacobianNorms
+        Pairs ordered by end step t, then by lag (k = t − 1, t − 2, …, 0).
 
     Notes
     -----
-    Cost: one (n × n)·(n × n) product and one largest-singular-value
-    computation per pair.
+    Cost: one (n × n)·(n × n) product per pair plus, for ``"subspace"``,
+    O(n² p) per block iteration; ``"svd"`` adds an O(n³) SVD per pair.
 
     Examples
     --------
@@ -90,27 +124,371 @@ def jacobian_norms(trace, pairs: str = "last") -> JacobianNorms:
     (1, 40)
     """
     ends = end_steps(pairs, trace.T)
-    ts, ks, cols = [], [], []
-    for t in ends:
-        log_norm = product_log_norms(trace, int(t))      # (B, t): k = t−1 … 0
-        ts.append(np.full(t, t))
-        ks.append(np.arange(t - 1, -1, -1))
-        cols.append(log_norm)
+    cols = grow_log_norms(trace, ends, method, workers)
+    ts = [np.full(t, t) for t in ends]
+    ks = [np.arange(t - 1, -1, -1) for t in ends]
     return JacobianNorms(t=np.concatenate(ts), k=np.concatenate(ks), log_norm=np.concatenate(cols, axis=1))
 
 
-def product_log_norms(trace, t: int) -> np.ndarray:
+def product_log_norms(trace, t: int, method: str = "auto", workers: int = 2) -> np.ndarray:
     """ln ‖J_t … J_{k+1}‖₂ for k = t−1, t−2, …, 0: (B, t), lag increasing."""
-    B, r = trace.B, trace.state_size
-    P = np.broadcast_to(np.eye(r), (B, r, r))
-    log_scale = np.zeros(B)
-    out = np.empty((B, t))
-    for lag in range(1, t + 1):
-        P = trace.right_multiply(P, t - lag + 1)
-        P, log_scale = renormalise(P, log_scale)
-        with np.errstate(divide="ignore"):
-            out[:, lag - 1] = np.log(largest_singular_value(P)) + log_scale
+    return grow_log_norms(trace, np.array([t]), method, workers)[0]
+
+
+def grow_log_norms(trace, ends: np.ndarray, method: str = "auto", workers: int = 2) -> list[np.ndarray]:
+    """ln ‖J_t … J_{t−lag+1}‖₂ for every end step t in ``ends`` and lag = 1 … t.
+
+    Parameters
+    ----------
+    trace : Trace
+    ends : (E,) int, increasing, each in 1 … T
+    method : {"auto", "subspace", "svd"}
+
+    Returns
+    -------
+    list of E arrays, the e-th of shape (B, ends[e]), column lag − 1.
+    """
+    if method not in METHODS:
+        raise GradlabError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    r = trace.state_size
+    if method == "auto":
+        # Short lags have flat spectra that only an SVD resolves; measured crossovers.
+        mean_lag = (ends * (ends + 1) / 2).sum() / ends.sum()
+        method = "svd" if r < SMALL_N or (r < 96 and mean_lag < 20) else "subspace"
+    p = min(BLOCK, r)
+    # Group end steps into chunks whose stacks of products fit in STACK_BYTES.
+    per_end = trace.B * r * (r + p) * 8
+    chunk = max(1, STACK_BYTES // per_end)
+    rng = np.random.default_rng(SEED)
+    J_norm = step_norm_bounds(trace) if method == "subspace" else None
+    out = []
+    with (ThreadPoolExecutor(1) if workers > 1 else _Inline()) as pool:
+        for i in range(0, len(ends), chunk):
+            out.extend(_grow_chunk(trace, np.asarray(ends[i:i + chunk]), method, p, rng, J_norm, pool))
     return out
+
+
+class _Inline:
+    """A stand-in for a one-thread pool that runs each job when submitted."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def submit(self, f, *args):
+        future = Future()
+        future.set_result(f(*args))
+        return future
+
+
+def _grow_chunk(trace, ends, method, p, rng, J_norm, pool):
+    """:func:`grow_log_norms` for one chunk of end steps, grown as one stack.
+
+    The products of ``g`` consecutive lags (a *group*) are kept and their
+    σ_max found together, so the per-call overhead of the small linear
+    algebra is shared by g · E · B matrices; all start from the block of the
+    last lag of the previous group. With a ``pool`` the σ_max of one group
+    are found in a second thread while the next group's products are formed
+    (numpy releases the GIL in BLAS and LAPACK): two stages, two cores.
+    """
+    B, r, E = trace.B, trace.state_size, len(ends)
+    out = [np.empty((B, t)) for t in ends]
+    m = 1
+    if method == "subspace" and np.isfinite(J_norm).all():
+        m = int(np.clip(-(-GROUP // (E * B)), 1, max(1, STACK_BYTES // (2 * E * B * r * r * 8))))
+    ring = np.empty((2, m, E, B, r, r))                 # two groups: one in each stage
+    log_scale = np.zeros((E, B))
+    U = upper = None
+    if method == "subspace":
+        upper = np.ones((E, B))                         # bound on σ_max of the newest product / its J
+    first, lag0, half, pending = 0, 1, 0, None
+    live = None                                         # (E, B, r, r) view of the newest product
+    while lag0 <= ends[-1]:
+        while ends[first] < lag0:
+            first += 1
+        g = min(m, ends[first] - lag0 + 1)              # no product finishes inside a group
+        steps = ends[first:] - (lag0 + np.arange(g))[:, None] + 1         # (g, Ea): factor added
+        growth = None
+        if method == "subspace":
+            # ‖P J‖ ≤ ‖P‖ ‖J‖: bounds for every member; cut the group before one could overflow.
+            growth = np.cumprod(J_norm[:, steps - 1].transpose(1, 2, 0), axis=0).reshape(g, -1)
+            ok = (upper[first:].reshape(-1) * growth).max(axis=1) < 1e150
+            g = max(1, int(np.argmin(np.append(ok, False))))
+            steps, growth = steps[:g], growth[:g]
+        group = ring[half, :g, first:]
+        if lag0 == 1:
+            group[0] = _first_factors(trace, ends)
+            if method == "subspace":
+                U = np.linalg.qr(group[0] @ rng.standard_normal((E, B, r, p))).Q   # range finder start
+        for j in range(g):
+            if lag0 + j > 1:
+                _advance(trace, group[j - 1] if j else live[first:], group[j], steps[j])
+        live = ring[half, g - 1]
+        if pending is not None:
+            _finish_group(pending, out, log_scale, U, upper, method, (first, group))
+        ls = log_scale[first:].copy()
+        if method == "svd":
+            job = pool.submit(_svd_sigma, group.reshape(-1, r, r))
+        else:
+            prior = np.where(growth > 0, upper[first:].reshape(-1) * growth, 0.0)
+            # Warm start, with one random column: a block exactly orthogonal to the new top
+            # direction (e.g. a diagonal product whose largest entry moved) would hide it.
+            U0 = np.broadcast_to(U[first:], (g,) + U[first:].shape).reshape(-1, r, p).copy()
+            U0[:, :, -1] = rng.standard_normal((len(U0), r))
+            U0 = orthonormal_basis(U0)
+            job = pool.submit(top_singular_values, group.reshape(-1, r, r), U0, prior.reshape(-1))
+            upper[first:] = prior[-1].reshape(-1, B)    # the live product's bound, until certified
+        pending = (job, first, lag0, g, ls)
+        lag0, half = lag0 + g, 1 - half
+    _finish_group(pending, out, log_scale, U, upper, method, None)
+    return out
+
+
+def _finish_group(pending, out, log_scale, U, upper, method, following):
+    """Collect one group's σ_max and write its log-norms.
+
+    Also updates the warm start and the certified bound of its last product
+    and, if that product drifted beyond e^±64, rescales the ``following``
+    group (first row, products), which grew from it, before it is submitted.
+    """
+    job, first, lag0, g, ls = pending
+    E, B = log_scale.shape
+    Ea = E - first
+    if method == "svd":
+        sigma, log_s = job.result()
+    else:
+        sigma, up, Um, log_s = job.result()
+        U[first:] = Um.reshape(g, Ea, B, *Um.shape[1:])[-1]
+        upper[first:] = (up * np.exp(log_s)).reshape(g, Ea, B)[-1]
+    with np.errstate(divide="ignore"):
+        log_sigma = (np.log(sigma) + log_s).reshape(g, Ea, B)   # ln σ_max of P as stored
+    for e in range(first, E):
+        out[e][:, lag0 - 1:lag0 - 1 + g] = (log_sigma + ls)[:, e - first].T
+    if following is None:
+        return
+    # Keep products within e^±64 of unit norm so later factors cannot overflow them.
+    first_next, group = following
+    last = log_sigma[-1, first_next - first:]                  # (Ea', B)
+    drift = np.isfinite(last) & (np.abs(last) > 64)
+    if drift.any():
+        c = np.where(drift, last, 0.0)
+        group /= np.exp(c)[None, :, :, None, None]
+        log_scale[first_next:] += c
+        if method == "subspace":
+            upper[first_next:] /= np.exp(c)
+
+
+def step_norm_bounds(trace) -> np.ndarray:
+    """Upper bounds on ‖J_t‖₂ per sequence and step, (B, T); inf if unknown.
+
+    For the vanilla trace ‖diag(φ'(a_t)) W_hh‖₂ ≤ max|φ'(a_t)| σ_max(W_hh):
+    with ‖P J‖ ≤ ‖P‖ ‖J‖ this certifies σ_max of products whose top singular
+    values are exactly repeated (orthogonal W_hh, identity W_hh), where
+    Ritz-value bounds cannot.
+    """
+    if isinstance(trace, Trace):
+        return np.abs(trace.dphi).max(axis=2) * np.linalg.norm(trace.W_hh, 2)
+    return np.full((trace.B, trace.T), np.inf)
+
+
+def _first_factors(trace, ends) -> np.ndarray:
+    """J_t for each end step: (E, B, r, r), without multiplying an identity."""
+    if isinstance(trace, Trace):
+        return trace.dphi[:, ends - 1].transpose(1, 0, 2)[..., :, None] * trace.W_hh
+    eye = np.broadcast_to(np.eye(trace.state_size), (trace.B, trace.state_size, trace.state_size))
+    jac = getattr(trace, "jacobian", None)
+    return np.stack([jac(int(t)) if jac else trace.right_multiply(eye, int(t)) for t in ends])
+
+
+def _advance(trace, P, out, steps) -> None:
+    """out[e] ← P[e] J_{steps[e]} for P, out of shape (E, B, r, r) (may be the same array).
+
+    The vanilla trace is multiplied as one stack, (P diag(φ')) W_hh; any other
+    trace through its ``right_multiply``.
+    """
+    if isinstance(trace, Trace):
+        scaled = P * trace.dphi[:, steps - 1].transpose(1, 0, 2)[:, :, None, :]
+        np.matmul(scaled, trace.W_hh, out=out)
+    else:
+        for e, t in enumerate(steps):
+            out[e] = trace.right_multiply(P[e], int(t))
+
+
+def _svd_sigma(P):
+    """σ_max by full SVD after scaling by the largest |entry|: (σ, ln scale)."""
+    P, log_s = renormalise(P, np.zeros(len(P)))
+    return largest_singular_value(P), log_s
+
+
+def top_singular_values(P: np.ndarray, U: np.ndarray, prior: np.ndarray | None = None,
+                        rtol: float = RTOL, max_depth: int = MAX_DEPTH):
+    """σ_max of each matrix in a stack by warm-started block Krylov iteration.
+
+    Parameters
+    ----------
+    P : (M, r, r)
+    U : (M, r, p) orthonormal columns: start block, ideally the leading left
+        singular vectors of a nearby matrix (e.g. the previous lag's product).
+    prior : (M,), optional
+        Known upper bounds on σ_max(P) (e.g. σ_max of the previous product
+        times ‖J‖); inf where none.
+    rtol : relative error of σ_max to certify
+    max_depth : Krylov blocks before an exact SVD is used instead
+
+    Returns
+    -------
+    sigma : (M,) σ_max(P) / e^{log_s}; 0 for a zero matrix
+    upper : (M,) certified upper bound on σ_max(P) / e^{log_s}
+    U : (M, r, p) warm start for the next, nearby matrix
+    log_s : (M,) ln of the scale divided out of P (0 unless P has entries near
+        overflow or underflow)
+
+    Notes
+    -----
+    Rayleigh–Ritz of A = P Pᵀ on the block Krylov space
+    span(U, A U, A² U, …) gives Ritz values θ_1 ≥ θ_2 ≥ … with residuals
+    ρ_i = ‖A y_i − θ_i y_i‖ (Parlett, *The Symmetric Eigenvalue Problem*,
+    ch. 11). With λ_1 = σ_max²:
+
+    * θ_1 ≤ λ_1 (Poincaré), so the estimate never overshoots;
+    * λ_1 ≤ tr A − Σ_{i≥2} θ_i, since every λ_i ≥ θ_i;
+    * λ_2 ≤ α = min(θ_2 + ρ_2, tr A − θ_1 − Σ_{i≥3} θ_i) (the first term
+      when the eigenvalue within ρ_2 of θ_2 is λ_2, the second always), and
+      then, if θ_1 > α, λ_1 ≤ θ_1 + ρ_1² / (θ_1 − α) (Kato–Temple);
+    * σ_max ≤ ``prior``.
+
+    A matrix is done when the smallest of these upper bounds is within
+    2·rtol of θ_1 (rtol in σ). One more block is added while it is not; after
+    ``max_depth`` blocks (a nearly repeated σ_max, or a start block that
+    misses the top direction) it gets an exact SVD. The next start block is
+    one power step, A y_i / θ_i, on the top p Ritz vectors.
+    """
+    M, r, p = U.shape
+    max_depth = max(1, min(max_depth, r // p))          # the Krylov basis has at most r columns
+    fro2 = np.einsum("mij,mij->m", P, P)
+    log_s = np.zeros(M)
+    prior = np.full(M, np.inf) if prior is None else np.asarray(prior, dtype=float).copy()
+    wild = ~((fro2 > 1e-280) & (fro2 < 1e280))
+    if wild.any():           # entries near over/underflow: scale them to ≤ 1 first
+        P = P.copy()
+        P[wild], log_s[wild] = renormalise(P[wild], log_s[wild])
+        fro2[wild] = np.einsum("mij,mij->m", P[wild], P[wild])
+        prior[wild] /= np.exp(log_s[wild])
+    theta, upper = np.zeros(M), np.zeros(M)
+    U_next = U.copy()
+    todo = np.flatnonzero(fro2 > 0)        # a zero product has σ_max = 0 exactly
+    Q, AQ, last_gap = U[todo], None, np.full(todo.size, np.inf)
+    exact = []                             # items given up on: exact SVD
+    for depth in range(1, (max_depth + 1) if todo.size else 1):
+        AQ_new = _gram_times(P, todo, Q[:, :, -p:])
+        AQ = AQ_new if AQ is None else np.concatenate([AQ, AQ_new], axis=2)
+        H = Q.transpose(0, 2, 1) @ AQ
+        lam, S = np.linalg.eigh((H + H.transpose(0, 2, 1)) / 2)
+        lam = np.maximum(lam[:, ::-1], 0.0)                         # θ_1 ≥ θ_2 ≥ … ≥ 0
+        S = np.ascontiguousarray(S[:, :, :-p - 1:-1])               # top p Ritz vectors (BLAS-able)
+        X, AX = Q @ S, AQ @ S
+        res = np.linalg.norm(AX[:, :, :2] - X[:, :, :2] * lam[:, None, :2], axis=1)
+        lam_up = ritz_upper_bound(lam, res, fro2[todo], prior[todo])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            gap = (lam_up - lam[:, 0]) / lam[:, 0]
+            # Blocks still needed if the bound keeps shrinking at its last rate.
+            need = np.log(2 * rtol / gap) / np.log(gap / last_gap)
+        done = gap <= 2 * rtol
+        hopeless = ~done & ((depth == max_depth) | (np.isfinite(need) & (depth + need > max_depth + 0.5))
+                            | (np.isfinite(last_gap) & (gap >= last_gap)))
+        stop = done | hopeless
+        if stop.any():
+            idx = todo[stop]
+            theta[idx], upper[idx] = lam[stop, 0], lam_up[stop]
+            U_next[idx] = power_step(X[stop], AX[stop], lam[stop, :p])
+            exact.append(todo[hopeless])
+        if stop.all():
+            break
+        keep = ~stop
+        todo, Q, AQ, last_gap = todo[keep], Q[keep], AQ[keep], gap[keep]
+        Q = np.concatenate([Q, next_block(Q, AQ[:, :, -p:])], axis=2)
+    exact = np.concatenate(exact) if exact else []
+    if len(exact):                         # not certified: exact σ_max by SVD
+        theta[exact] = upper[exact] = largest_singular_value(P[exact]) ** 2
+    return np.sqrt(theta), np.sqrt(upper), U_next, log_s
+
+
+def _gram_times(P: np.ndarray, rows: np.ndarray, V: np.ndarray) -> np.ndarray:
+    """P_i P_iᵀ V_i for i in ``rows``: (len(rows), r, p), without copying P[rows]."""
+    if rows.size == len(P):
+        return P @ (P.transpose(0, 2, 1) @ V)
+    return np.stack([P[i] @ (P[i].T @ v) for i, v in zip(rows, V)])
+
+
+def ritz_upper_bound(lam: np.ndarray, res: np.ndarray, tr: np.ndarray, prior: np.ndarray) -> np.ndarray:
+    """Upper bound on λ_1 from Ritz values and residuals (see :func:`top_singular_values`).
+
+    lam : (M, k) Ritz values θ_1 ≥ … ≥ θ_k of A = P Pᵀ; res : (M, 2) residuals
+    ρ_1, ρ_2; tr : (M,) tr A = ‖P‖_F²; prior : (M,) known bound on σ_max.
+    """
+    total = lam.sum(axis=1)
+    bound = np.minimum(tr - total + lam[:, 0], prior ** 2)          # trace bound, prior
+    if lam.shape[1] > 1:
+        alpha = tr - total + lam[:, 1]          # λ_2 ≤ tr A − θ_1 − Σ_{i≥3} θ_i
+        gap = lam[:, 0] - alpha
+        with np.errstate(divide="ignore", invalid="ignore"):
+            kato_temple = np.where(gap > 0, lam[:, 0] + res[:, 0] ** 2 / gap, np.inf)
+        bound = np.minimum(bound, kato_temple)
+    return np.maximum(bound, lam[:, 0])
+
+
+def power_step(X: np.ndarray, AX: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    """Orthonormal basis of A y_i / θ_i (one power step on Ritz vectors y_i): (M, r, p).
+
+    Dividing by θ_i keeps the columns near orthonormal, so the small ones keep
+    their direction; a column with θ_i = 0 keeps y_i.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        Z = np.where(lam[:, None, :] > 0, AX / lam[:, None, :], X)
+    return orthonormal_basis(Z)
+
+
+def next_block(Q: np.ndarray, AQ_last: np.ndarray) -> np.ndarray:
+    """The next orthonormal Krylov block: A Q_last with span(Q) projected out."""
+    return orthonormal_basis(AQ_last, Q)
+
+
+def orthonormal_basis(Z: np.ndarray, Q: np.ndarray | None = None) -> np.ndarray:
+    """Orthonormal columns spanning Z (M, r, k), orthogonal to span(Q) if given.
+
+    Fast path: Gram–Schmidt against Q twice, then Cholesky QR twice (a few
+    small BLAS calls). When Z is nearly rank-deficient or nearly inside
+    span(Q) — a low-rank product (ReLU units off) — Householder QR of [Q, Z]
+    is used, which returns exactly orthonormal columns whatever Z is: the
+    Rayleigh–Ritz bounds need an orthonormal basis, not a Krylov one.
+    """
+    try:
+        W = Z
+        if Q is not None:
+            before = np.linalg.norm(Z, axis=1)
+            for _ in range(2):      # "twice is enough" unless Z is nearly in span(Q)
+                W = W - Q @ (Q.transpose(0, 2, 1) @ W)
+            if not np.all(np.linalg.norm(W, axis=1) > 1e-6 * before):
+                raise np.linalg.LinAlgError("block nearly inside span(Q)")
+        return _cholesky_qr(_cholesky_qr(W))
+    except np.linalg.LinAlgError:
+        if Q is None:
+            return np.linalg.qr(Z).Q
+        return np.linalg.qr(np.concatenate([Q, Z], axis=2)).Q[:, :, Q.shape[2]:]
+
+
+def _cholesky_qr(Z: np.ndarray) -> np.ndarray:
+    """Z R⁻¹ with Rᵀ R = Zᵀ Z; raises LinAlgError unless Z is well conditioned."""
+    G = Z.transpose(0, 2, 1) @ Z
+    d = np.sqrt(np.diagonal(G, axis1=1, axis2=2))
+    if not np.all(d > 0):
+        raise np.linalg.LinAlgError("zero column")
+    L = np.linalg.cholesky(G / d[:, :, None] / d[:, None, :])
+    if not np.all(np.diagonal(L, axis1=1, axis2=2) > 1e-5):
+        raise np.linalg.LinAlgError("ill-conditioned block")
+    return (Z / d[:, None, :]) @ np.linalg.inv(L).transpose(0, 2, 1)
 
 
 def renormalise(P: np.ndarray, log_scale: np.ndarray):

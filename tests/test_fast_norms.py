@@ -1,0 +1,199 @@
+"""The fast σ_max path of ``jacobian_norms`` against slow, obviously-correct versions.
+
+``method="subspace"`` (warm-started block Krylov with certified bounds) must
+agree with ``method="svd"`` (a full SVD per pair) and with dense numpy
+products ``numpy.linalg.norm(J_t … J_{k+1}, 2)`` to 1e-10 relative, over
+random networks and over the cases that break naive power iteration:
+repeated or nearly repeated top singular values, exactly-zero rows (ReLU),
+a warm start orthogonal to the top direction, and huge or tiny scales.
+"""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import gradlab as gl
+from gradlab.errors import GradlabError
+
+jn = sys.modules["gradlab.jacobian_norms"]   # the module (the package exports the function)
+RTOL = 1e-10
+
+
+def rel_diff(a, b):
+    """max |e^(a − b) − 1| over finite entries; −inf (exact zeros) must coincide."""
+    a, b = np.asarray(a), np.asarray(b)
+    assert np.array_equal(np.isneginf(a), np.isneginf(b))
+    assert np.all(np.isfinite(a[~np.isneginf(a)]))
+    keep = np.isfinite(b)
+    return float(np.max(np.abs(np.expm1(a[keep] - b[keep])), initial=0.0))
+
+
+def make_trace(n, T, B=2, init="gaussian", activation="tanh", radius=1.0, seed=0, input_scale=1.0):
+    rng = np.random.default_rng(seed)
+    params = gl.init_params(n=n, d=3, init=init, radius=radius, rng=rng)
+    return gl.forward(params, input_scale * rng.standard_normal((B, T, 3)), activation)
+
+
+@pytest.mark.parametrize("init", ["gaussian", "orthogonal", "identity"])
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "relu", "linear"])
+@pytest.mark.parametrize("radius", [0.6, 1.0, 3.0])
+def test_subspace_matches_svd_reference(init, activation, radius):
+    tr = make_trace(24, 45, init=init, activation=activation, radius=radius, input_scale=2.0,
+                    seed=hash((init, activation, radius)) % 1000)
+    for pairs in ("last", "stride:8"):
+        fast = gl.jacobian_norms(tr, pairs, method="subspace")
+        slow = gl.jacobian_norms(tr, pairs, method="svd")
+        assert np.array_equal(fast.t, slow.t) and np.array_equal(fast.k, slow.k)
+        assert rel_diff(fast.log_norm, slow.log_norm) < RTOL, (init, activation, radius, pairs)
+
+
+@pytest.mark.parametrize("pairs", ["last", "all", "stride:5"])
+def test_subspace_matches_dense_numpy_products(pairs):
+    """Independent of gradlab's product code: dense J_t from φ'(a_t) and W_hh, multiplied out."""
+    tr = make_trace(32, 24, B=2, radius=1.3, seed=7)
+    got = gl.jacobian_norms(tr, pairs, method="subspace")
+    for b in range(tr.B):
+        want = []
+        for t in sorted(set(got.t.tolist())):
+            P = np.eye(tr.n)
+            for k in range(t - 1, -1, -1):
+                P = P @ (tr.dphi[b, k][:, None] * tr.W_hh)          # ∂h_t/∂h_k = J_t … J_{k+1}
+                want.append(np.log(np.linalg.norm(P, 2)))
+        assert rel_diff(got.log_norm[b], want) < RTOL
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10_000), radius=st.floats(0.3, 4.0),
+       activation=st.sampled_from(["tanh", "relu", "sigmoid"]), n=st.integers(17, 40), T=st.integers(2, 70))
+def test_subspace_matches_svd_random_networks(seed, radius, activation, n, T):
+    tr = make_trace(n, T, B=1, activation=activation, radius=radius, seed=seed, input_scale=3.0)
+    fast = gl.jacobian_norms(tr, "last", method="subspace")
+    slow = gl.jacobian_norms(tr, "last", method="svd")
+    assert rel_diff(fast.log_norm, slow.log_norm) < RTOL
+
+
+def jacobian_trace(W_hh, dphi, activation="relu"):
+    """A Trace with given φ'(a_t) (B, T, n): Jacobians without running (and overflowing) a forward pass."""
+    B, T, n = dphi.shape
+    zeros = np.zeros((B, T, n))
+    return gl.Trace(x=zeros, a=zeros, h=np.zeros((B, T + 1, n)), dphi=dphi, W_hh=W_hh,
+                    activation=gl.get_activation(activation))
+
+
+def test_long_exploding_and_vanishing_products_stay_finite_and_exact():
+    rng = np.random.default_rng(3)
+    for radius in (3.0, 1 / 3):
+        W = gl.init_recurrent(20, "gaussian", radius, rng)
+        dphi = (rng.random((1, 900, 20)) < 0.9).astype(float)          # ReLU: 10 % of units off
+        tr = jacobian_trace(W, dphi)
+        fast = gl.jacobian_norms(tr, "last", method="subspace")
+        slow = gl.jacobian_norms(tr, "last", method="svd")
+        assert np.abs(fast.log_norm[np.isfinite(fast.log_norm)]).max() > 710   # e^710 overflows float64
+        assert rel_diff(fast.log_norm, slow.log_norm) < RTOL
+
+
+def test_workers_do_not_change_the_result():
+    tr = make_trace(40, 60, B=1, seed=11)
+    for pairs in ("last", "all"):
+        one = gl.jacobian_norms(tr, pairs, method="subspace", workers=1).log_norm
+        two = gl.jacobian_norms(tr, pairs, method="subspace", workers=2).log_norm
+        assert np.array_equal(one, two)
+
+
+class OpaqueTrace:
+    """A trace seen only through the generic interface (like a gated cell's)."""
+
+    def __init__(self, trace):
+        self._trace = trace
+        self.B, self.T, self.state_size = trace.B, trace.T, trace.n
+
+    def right_multiply(self, P, t):
+        return self._trace.right_multiply(P, t)
+
+
+def test_generic_trace_interface_gives_the_same_norms():
+    tr = make_trace(24, 30, B=2, radius=1.5, seed=5)
+    generic = gl.jacobian_norms(OpaqueTrace(tr), "stride:4", method="subspace")
+    direct = gl.jacobian_norms(tr, "stride:4", method="svd")
+    assert rel_diff(generic.log_norm, direct.log_norm) < RTOL
+
+
+def test_unknown_method_is_a_gradlab_error():
+    with pytest.raises(GradlabError, match="fast"):
+        gl.jacobian_norms(make_trace(4, 3), "last", method="fast")
+
+
+# ------------------------------------------------------------------ the σ_max solver itself
+
+def hard_matrices(rng, n=40):
+    """Matrices that defeat naive power iteration, with a warm start for each."""
+    Q1, Q2 = (np.linalg.qr(rng.standard_normal((n, n)))[0] for _ in range(2))
+    s = np.sort(rng.uniform(0.1, 1.0, n))[::-1]
+    near = s.copy()
+    near[1] = near[0] * (1 - 1e-9)                       # nearly repeated σ_max
+    tied = s.copy()
+    tied[:3] = 1.0                                       # exactly repeated σ_max
+    diag = np.diag(np.linspace(0.2, 1.0, n))             # top direction e_{n−1}
+    relu = Q1 @ np.diag(s) @ Q2.T
+    relu[rng.random(n) < 0.4] = 0.0                      # rows of units that are off
+    cases = {
+        "nearly repeated": Q1 @ np.diag(near) @ Q2.T,
+        "repeated": Q1 @ np.diag(tied) @ Q2.T,
+        "orthogonal": Q1,
+        "hidden top": diag,
+        "relu rows": relu,
+        "rank one": np.outer(rng.standard_normal(n), rng.standard_normal(n)),
+        "zero": np.zeros((n, n)),
+        "huge": 1e150 * (Q1 @ np.diag(s) @ Q2.T),
+        "tiny": 1e-150 * (Q1 @ np.diag(s) @ Q2.T),
+        "near overflow": 1e300 * (Q1 @ np.diag(s) @ Q2.T) / n,
+        "subnormal scale": 1e-300 * (Q1 @ np.diag(s) @ Q2.T),
+    }
+    # Warm starts: the leading coordinate vectors, which miss the diagonal's top direction.
+    U = np.eye(n)[:, :8]
+    return cases, U
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_top_singular_values_on_hard_matrices(seed):
+    rng = np.random.default_rng(seed)
+    cases, U = hard_matrices(rng)
+    P = np.stack(list(cases.values()))
+    U0 = np.broadcast_to(U, (len(P),) + U.shape).copy()
+    U0[:, :, -1] = rng.standard_normal((len(P), U.shape[0]))      # as jacobian_norms does
+    U0 = jn.orthonormal_basis(U0)
+    sigma, upper, U_next, log_s = jn.top_singular_values(P, U0)
+    true = np.linalg.svd(P, compute_uv=False)[:, 0]
+    got, bound = sigma * np.exp(log_s), upper * np.exp(log_s)
+    for name, g, b, s in zip(cases, got, bound, true):
+        if s == 0:
+            assert g == 0 and b == 0, name
+            continue
+        assert abs(g / s - 1) < RTOL, name
+        assert g <= s * (1 + 1e-13), name                 # the Ritz value never overshoots
+        assert b >= s * (1 - 1e-13), name                 # the certified bound holds
+    assert np.allclose(U_next.transpose(0, 2, 1) @ U_next, np.eye(U.shape[1]), atol=1e-12)
+
+
+def test_prior_bound_certifies_repeated_singular_values_without_svd(monkeypatch):
+    """An orthogonal product has σ_1 = … = σ_n: Ritz bounds cannot close, ‖P J‖ ≤ ‖P‖‖J‖ can."""
+    rng = np.random.default_rng(0)
+    P = np.linalg.qr(rng.standard_normal((1, 30, 30)))[0]
+    U = np.linalg.qr(rng.standard_normal((1, 30, 8)))[0]
+    monkeypatch.setattr(jn, "largest_singular_value", lambda P: pytest.fail("fell back to an SVD"))
+    sigma, upper, _, _ = jn.top_singular_values(P, U, prior=np.array([1.0]))
+    assert abs(sigma[0] - 1) < 1e-13 and upper[0] == pytest.approx(1.0, abs=1e-13)
+
+
+def test_most_products_are_certified_without_an_svd(monkeypatch):
+    """The point of the fast path: past the first lags, no SVD is needed (not a timing test)."""
+    calls = []
+    svd = jn.largest_singular_value
+    monkeypatch.setattr(jn, "largest_singular_value", lambda P: calls.append(len(P)) or svd(P))
+    tr = make_trace(48, 200, B=1, radius=1.0, seed=2)
+    gl.jacobian_norms(tr, "last", method="subspace")
+    assert sum(calls) < 0.1 * tr.T
