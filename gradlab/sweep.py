@@ -255,14 +255,14 @@ def run_tables(kind: str, run: Run, quiet: bool = True) -> dict[str, pd.DataFram
     ``runs`` table has one row: parameters, ``param_hash``, ``seed``, the
     run's summary figures and ``wall_time_s``.
     """
-    params = {**run.params, "seed": run.seed}
     start = time.perf_counter()
     with threadpool_limits(limits=1, user_api="blas"):
-        summary, tables = _compute(kind, params, quiet)
-    row = {"param_hash": run.param_hash, "seed": run.seed, **summary,
-           "wall_time_s": time.perf_counter() - start}
-    tables = {"runs": pd.DataFrame([row]), **tables}
-    return {name: _lead_with_run(table, run) for name, table in tables.items()}
+        summary, tables = _compute(kind, {**run.params, "seed": run.seed}, quiet)
+    derived = {} if "seed" in run.params else {"seed": run.seed}   # so `gradlab run --seed S` repeats the run
+    row = {"param_hash": run.param_hash, **derived, **summary, "wall_time_s": time.perf_counter() - start}
+    tables = {name: _lead_with_run(table, run) for name, table in {"runs": pd.DataFrame([row]), **tables}.items()}
+    tables["runs"].insert(1, "param_hash", tables["runs"].pop("param_hash"))
+    return tables
 
 
 def _compute(kind: str, params: dict, quiet: bool) -> tuple[dict, dict]:
@@ -286,16 +286,12 @@ def _compute(kind: str, params: dict, quiet: bool) -> tuple[dict, dict]:
 
 
 def _lead_with_run(table: pd.DataFrame, run: Run) -> pd.DataFrame:
-    clash = [name for name in run.params if name in table.columns and name != "seed"]
+    """Prefix ``run_id`` and one column per parameter, so every row stands alone."""
+    clash = set(run.params) & set(table.columns)
     if clash:
-        raise GradlabError(f"parameter {clash[0]!r} clashes with a column of the same name")
-    table = table.drop(columns=[c for c in ("seed",) if c in table.columns and "seed" in run.params])
-    lead = pd.DataFrame({"run_id": run.run_id, **{k: [v] * len(table) for k, v in run.params.items()}},
-                        index=table.index)
-    out = pd.concat([lead, table], axis=1)
-    if "param_hash" in out.columns:  # runs table: run_id, param_hash, parameters, …
-        out.insert(1, "param_hash", out.pop("param_hash"))
-    return out
+        raise GradlabError(f"parameter {sorted(clash)[0]!r} clashes with a column of the same name")
+    lead = pd.DataFrame({"run_id": run.run_id, **run.params}, index=table.index)
+    return pd.concat([lead, table], axis=1)
 
 
 # ---------------------------------------------------------------- the results folder
