@@ -158,10 +158,22 @@ def save_gated_weights(path, params: GatedParams) -> None:
 
 
 class GatedTrace:
-    """What every gated trace derives from its ``right_multiply`` (P ↦ P J_t).
+    """What every gated trace derives from its states ``h`` (B, T + 1, n) and ``right_multiply`` (P ↦ P J_t).
 
-    Subclasses define ``B``, ``T``, ``state_size``, ``h`` and ``right_multiply``.
+    Subclasses define ``h``, ``state_size`` and ``right_multiply``.
     """
+
+    @property
+    def B(self) -> int:
+        return self.h.shape[0]
+
+    @property
+    def T(self) -> int:
+        return self.h.shape[1] - 1
+
+    @property
+    def n(self) -> int:
+        return self.h.shape[2]
 
     def vjp(self, v: np.ndarray, t: int) -> np.ndarray:
         """Row-vector product v J_t = (J_tᵀ v)ᵀ for v of shape (B, s)."""

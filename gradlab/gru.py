@@ -77,18 +77,6 @@ class GRUTrace(GatedTrace):
     W_hh: np.ndarray
 
     @property
-    def B(self) -> int:
-        return self.h.shape[0]
-
-    @property
-    def T(self) -> int:
-        return self.h.shape[1] - 1
-
-    @property
-    def n(self) -> int:
-        return self.h.shape[2]
-
-    @property
     def state_size(self) -> int:
         return self.n
 
