@@ -50,7 +50,9 @@ def model_options(f):
                      help="Output loss  [default: xent with --tokens, else mse]."),
         click.option("--loss-steps", type=click.Choice(LOSS_STEPS), default="all", show_default=True,
                      help="Loss on every step (E = Σ_t E_t) or on the last only."),
-        click.option("--cell", type=click.Choice(CELLS), default="rnn", show_default=True, help="Recurrent cell."),
+        click.option("--cell", type=click.Choice(CELLS), default="rnn", show_default=True,
+                     help="Recurrent cell: vanilla rnn, or PyTorch-convention lstm / gru (state (h, C) / h; "
+                          "--init/--radius apply to each recurrent gate block, --weights takes their state dict)."),
         click.option("--seed", type=int, default=0, show_default=True,
                      help="Seed for weights, inputs and targets."),
         click.option("--weights", type=click.Path(dir_okay=False), default=None,
