@@ -11,15 +11,20 @@ the true value.
 σ_max of each product
 ---------------------
 ``method="svd"`` (the reference) calls a full SVD per pair: about eight times
-the cost of the product itself. ``method="subspace"`` (the default for n ≥ 24)
-finds σ_max by block subspace iteration on P Pᵀ with p = 8 vectors,
-warm-started from the previous lag: adding a factor on the right leaves the
-leading *left* singular vectors of P nearly unchanged (they converge with the
-lag, as Oseledets' theorem says), so one or two block iterations (O(n² p)
-each) usually suffice. An iteration stops only when an a-posteriori bound,
-not a change in the estimate, says the relative error of σ_max is below
-``rtol`` (see :func:`top_singular_values`); a product whose bound is not met
-after ``max_iter`` iterations gets an exact SVD.
+the cost of the product itself. ``method="subspace"`` finds σ_max by block
+Krylov iteration on P Pᵀ (blocks of p = 8 vectors), warm-started from the
+previous lag: adding a factor on the right moves the leading *left* singular
+vectors of P only a little (they converge with the lag, as Oseledets' theorem
+says), so one or two blocks (O(n² p) each) usually suffice. A product is
+accepted only when rigorous bounds (Poincaré below; trace, Kato–Temple and
+‖P J‖ ≤ ‖P‖ ‖J‖ above, see :func:`top_singular_values`), not a change in the
+estimate, put σ_max within ``RTOL`` = 1e-11 relative; otherwise it gets an
+exact SVD (typically the first few lags, whose spectra are flat). The products
+of a few consecutive lags are bounded together (fewer, larger calls), and with
+``workers=2`` a second thread does this while the next products are formed.
+``method="auto"`` uses the SVD where it is as fast: n < 16, or n < 96 with a
+mean lag under 20 (short lags dominate; crossovers measured in
+``benchmarks/RESULTS.md``).
 
 Pairs
 -----
@@ -42,7 +47,7 @@ from .errors import GradlabError
 from .trace import Trace
 
 METHODS = ("auto", "subspace", "svd")
-BLOCK = 8            # p: subspace size; the top vector converges like (σ_{p+1}/σ_1)^2 per iteration
+BLOCK = 8            # p: Krylov block size (converges with the gap σ_1 vs σ_{p+1})
 RTOL = 1e-11         # relative error of σ_max certified by the subspace method
 GROUP = 8            # lags whose products are bounded together (when the stack is smaller)
 MAX_DEPTH = 8        # Krylov blocks per product before falling back to an exact SVD
@@ -98,10 +103,14 @@ def jacobian_norms(trace, pairs: str = "last", method: str = "auto", workers: in
         (the vanilla :class:`~gradlab.trace.Trace`, or a gated cell's trace).
     pairs : {"last", "all", "stride:K"}
     method : {"auto", "subspace", "svd"}
-        How σ_max of each product is found: warm-started subspace iteration
-        with a certified error below 1e-12 relative (``"subspace"``), a full
-        SVD per pair (``"svd"``, the slow reference), or ``"auto"``
-        (subspace for state size ≥ 24, SVD below, where it is cheaper).
+        How σ_max of each product is found: warm-started block Krylov
+        iteration with a certified error below 1e-11 relative (``"subspace"``),
+        a full SVD per pair (``"svd"``, the slow reference), or ``"auto"``
+        (whichever is faster for this size; see the module docstring).
+    workers : {1, 2}
+        With 2, σ_max of one group of lags is found in a second thread while
+        the main thread forms the next products (two cores; numpy releases
+        the GIL in BLAS/LAPACK). Results are identical for either value.
 
     Returns
     -------
@@ -111,7 +120,9 @@ def jacobian_norms(trace, pairs: str = "last", method: str = "auto", workers: in
     Notes
     -----
     Cost: one (n × n)·(n × n) product per pair plus, for ``"subspace"``,
-    O(n² p) per block iteration; ``"svd"`` adds an O(n³) SVD per pair.
+    O(n² p) per Krylov block; ``"svd"`` adds an O(n³) SVD per pair.
+    Memory: a few (n × n) products per sequence ("last"), at most
+    ``STACK_BYTES`` of stacked products ("all", "stride:K").
 
     Examples
     --------
@@ -143,6 +154,7 @@ def grow_log_norms(trace, ends: np.ndarray, method: str = "auto", workers: int =
     trace : Trace
     ends : (E,) int, increasing, each in 1 … T
     method : {"auto", "subspace", "svd"}
+    workers : {1, 2} threads (see :func:`jacobian_norms`)
 
     Returns
     -------
@@ -150,6 +162,8 @@ def grow_log_norms(trace, ends: np.ndarray, method: str = "auto", workers: int =
     """
     if method not in METHODS:
         raise GradlabError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if workers not in (1, 2):
+        raise GradlabError(f"workers must be 1 or 2, got {workers!r}")
     r = trace.state_size
     if method == "auto":
         # Short lags have flat spectra that only an SVD resolves; measured crossovers.
