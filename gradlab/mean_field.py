@@ -37,9 +37,9 @@ z = 0 puts the ReLU kink on a panel boundary. The tests compare with
 
 Two limits are taken explicitly:
 
-* q* = 0 (tanh below g = 1, ReLU below √2, no input): χ₁ is the limit q → 0⁺,
-  i.e. φ'(0⁺)² — 1 for tanh, ½ for ReLU (an infinitesimal state still has a
-  random sign pattern).
+* q* = 0 (tanh below g = 1, ReLU below √2, no input): χ₁ is the limit
+  q → 0⁺ of g² E[φ'(√q z)²] — g² for tanh, g²/2 for ReLU (an infinitesimal
+  state still has a random sign pattern, so half the units are on).
 * q* = ∞ (ReLU or linear above the transition: the state grows without
   bound): φ' is scale-free for these, so χ₁ = g² E[φ'(z)²] at any q.
 """
