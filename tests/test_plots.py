@@ -459,3 +459,29 @@ def test_parse_formats(formats, expected):
 def test_parse_formats_rejects(formats):
     with pytest.raises(GradlabError):
         parse_formats(formats)
+
+
+def test_final_metrics_count_diverged_runs_and_average_the_rest():
+    evaluation = pd.DataFrame({
+        "run_id": ["a", "a", "b", "b", "c"], "setting": ["none"] * 4 + ["norm τ=1"], "radius": 2.0,
+        "step": [0, 10, 0, 10, 10], "metric_name": "mse",
+        "metric": [0.5, 0.1, 0.5, np.inf, np.nan]})
+    final = pdata.final_metrics(evaluation, by=("setting", "radius")).set_index("setting")
+    assert final.loc["none", "metric"] == pytest.approx(0.1)      # the last step of the finite run only
+    assert final.loc["none", "n_diverged"] == 1
+    assert np.isnan(final.loc["norm τ=1", "metric"]) and final.loc["norm τ=1", "n_diverged"] == 1
+
+
+def test_the_clipping_figure_shows_where_training_without_clipping_blew_up():
+    from gradlab.plots.figures import showcase_run
+
+    rows = []
+    for act in ("tanh", "relu"):
+        for radius in (1.0, 2.0, 3.0):
+            for setting in ("none", "norm τ=1"):
+                blew_up = act == "relu" and radius >= 2.0 and setting == "none"
+                rows.append({"activation": act, "radius": radius, "setting": setting, "skipped": blew_up})
+    train = pd.DataFrame(rows)
+    final = pd.DataFrame({"activation": ["tanh"], "setting": ["none"], "radius": [1.0], "n_diverged": [0]})
+    assert showcase_run(train, final) == ("relu", 2.0)            # smallest radius that blew up
+    assert showcase_run(train.assign(skipped=False), final) == ("tanh", 3.0)  # otherwise the largest radius

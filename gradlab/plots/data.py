@@ -221,16 +221,21 @@ def growth_summary(runs: pd.DataFrame, by=("activation", "radius")) -> pd.DataFr
 def final_metrics(evaluation: pd.DataFrame, by=("clip", "radius")) -> pd.DataFrame:
     """Task metric at the last evaluation of each run, averaged over seeds.
 
-    Returns one row per group with ``metric`` (mean), ``lo``/``hi`` (min/max
-    over runs) and ``metric_name``.
+    Returns one row per group with ``metric`` (mean over the runs that
+    finished with a finite metric), ``lo``/``hi`` (their min/max),
+    ``n_diverged`` (runs whose metric is inf or NaN: the weights blew up) and
+    ``metric_name``. ``metric`` is NaN when every run diverged.
     """
     by = list(by)
     require_columns(evaluation, by + ["run_id", "step", "metric_name", "metric"], "evaluation table")
     last = evaluation.sort_values("step").groupby("run_id", sort=False).tail(1)
-    grouped = last.groupby(by, sort=True)
-    out = grouped[["metric"]].mean()
+    last = last.assign(diverged=~np.isfinite(last["metric"].to_numpy(dtype=float)))
+    finite = last.assign(metric=last["metric"].where(~last["diverged"]))
+    grouped = finite.groupby(by, sort=True)
+    out = grouped[["metric"]].mean()  # NaN (diverged) runs are skipped; n_diverged counts them
     out["lo"] = grouped["metric"].min()
     out["hi"] = grouped["metric"].max()
+    out["n_diverged"] = grouped["diverged"].sum().astype(int)
     out["metric_name"] = grouped["metric_name"].first()
     return out.reset_index()
 

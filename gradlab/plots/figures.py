@@ -29,8 +29,8 @@ from ..schema import require_columns
 from . import data
 from .norms import plot_growth_rates, plot_norm_heatmap, plot_norms_vs_lag, plot_transient_growth
 from .spectrum import plot_eigenvalues, plot_singular_values
-from .style import (BOUND, COLUMN_WIDTH, MEASURED, RATE, TEXT_WIDTH, figure_style, log10_axis, log_axis, panel_label,
-                    parse_formats, save_figure, sequential_colors)
+from .style import (BOUND, COLUMN_WIDTH, MEASURED, RATE, TEXT_WIDTH, category_colors, figure_style, log10_axis,
+                    log_axis, panel_label, parse_formats, save_figure, sequential_colors)
 from .training import CHANCE, plot_final_metric, plot_grad_norm, plot_loss
 from .truncation import plot_truncation_error
 
@@ -228,46 +228,98 @@ def clip_settings(table: pd.DataFrame) -> pd.DataFrame:
     return table.assign(setting=setting, tau=threshold.where(table["clipping"] == "norm"))
 
 
+def showcase_run(train: pd.DataFrame, final: pd.DataFrame) -> tuple[str, float]:
+    """The (activation, radius) whose training curves the clipping figure shows.
+
+    Where clipping matters: the smallest radius at which training without
+    clipping diverged (non-finite gradients), in the first activation where
+    that happens; otherwise the first activation at its largest radius, where
+    the gradients are largest.
+    """
+    activations = data.ordered(train["activation"])
+    unclipped = train[train["setting"] == "none"]
+    blew_up = unclipped[unclipped["skipped"].astype(bool)]
+    diverged = final[(final["setting"] == "none") & (final["n_diverged"] > 0)]
+    for act in activations:
+        radii = sorted(set(blew_up.loc[blew_up["activation"] == act, "radius"])
+                       | set(diverged.loc[diverged["activation"] == act, "radius"]))
+        if radii:
+            return act, radii[0]
+    return activations[0], float(train.loc[train["activation"] == activations[0], "radius"].max())
+
+
+def typical_range(log_values: pd.Series, rows: pd.DataFrame, pad: float = 0.5) -> tuple[float, float]:
+    """Y-limits (log10) that runs which blew up do not set.
+
+    From the 1st to the 99th percentile of the finite ``log_values`` of each
+    run (``run_id``) that never had a skipped (non-finite) update, widest over
+    those runs, padded by ``pad`` decades below and 3 × ``pad`` above; every
+    run counts when all of them blew up.
+    """
+    blew_up = rows.groupby("run_id")["skipped"].transform(lambda v: v.astype(bool).any())
+    keep = np.isfinite(log_values) & (~blew_up if not blew_up.all() else True)
+    per_run = log_values[keep].groupby(rows.loc[keep, "run_id"])
+    return float(per_run.quantile(0.01).min()) - pad, float(per_run.quantile(0.99).max()) + 3 * pad
+
+
 def training(tables: Tables) -> plt.Figure:
     train, evaluation = clip_settings(tables["training"]), clip_settings(tables["evaluation"])
     require_columns(train, ["activation", "radius"], "training table")
+    require_columns(evaluation, ["activation", "radius"], "evaluation table")
     settings = sorted(pd.unique(train["setting"]), key=lambda s: (s != "none", s))
-    color_of = {s: f"C{i}" for i, s in enumerate(settings)}
-    activation = data.ordered(train["activation"])[0]
-    radius = train["radius"].max()  # the largest radius is where gradients explode and clipping acts
+    color_of = category_colors(settings)
+    chance, metric_name = task_chance(evaluation)
+    final = data.final_metrics(evaluation, by=("activation", "setting", "radius"))
+    activation, radius = showcase_run(train, final)
     shown = train[(train["activation"] == activation) & (train["radius"] == radius)]
     # one run per setting: the smallest seed (a sweep without a seed parameter has one run per setting)
     seed = shown["seed"].min() if "seed" in shown.columns else None
     if seed is not None:
         shown = shown[shown["seed"] == seed]
-    chance, metric_name = task_chance(evaluation)
-    fig, (ax_loss, ax_grad, ax_final) = plt.subplots(1, 3, figsize=(TEXT_WIDTH, 2.5))
+
+    activations = data.ordered(final["activation"])
+    fig = plt.figure(figsize=(TEXT_WIDTH, 4.6))
+    grid = fig.add_gridspec(2, 2 * len(activations))
+    half = len(activations)
+    ax_loss, ax_grad = fig.add_subplot(grid[0, :half]), fig.add_subplot(grid[0, half:])
+    finals = [fig.add_subplot(grid[1, 2 * i:2 * i + 2]) for i in range(len(activations))]
     for s in settings:
         run = shown[shown["setting"] == s]
         if run.empty:
             continue
         plot_loss(run, ax=ax_loss, color=color_of[s], label=s, chance=chance if metric_name == "mse" else None)
         plot_grad_norm(run, ax=ax_grad, color=color_of[s], threshold=run["tau"].iloc[0])
+    # A run that blows up reaches 10^100 in a few updates; the axes show what the other runs reach
+    # (the blown-up curve leaves through the top, its non-finite updates are marked ×).
+    ax_loss.set_ylim(*(10.0 ** np.array(typical_range(np.log10(shown["loss"].where(shown["loss"] > 0)), shown))))
+    ax_grad.set_ylim(*typical_range(np.log10(shown["grad_norm"].where(shown["grad_norm"] > 0)), shown))
     log_axis(ax_loss, "y")
     log10_axis(ax_grad, "y")
-    ax_loss.set_title(rf"{activation}, $\rho = {radius:g}$" + (f", seed {seed}" if seed is not None else ""),
-                      loc="right")
-    ax_grad.set_title(f"{activation}, " + rf"$\rho = {radius:g}$", loc="right")
-    final = data.final_metrics(evaluation[evaluation["activation"] == activation], by=("setting", "radius"))
-    plot_final_metric(final, ax=ax_final, color_of=color_of, chance=chance, log=metric_name == "mse",
-                      metric_label=f"final {metric_name.replace('_', ' ')} (held out)")
+    context = rf"{activation}, $\rho = {radius:g}$" + (f", seed {seed}" if seed is not None else "")
+    ax_loss.set_title(context, loc="right")
+    ax_grad.set_title(context, loc="right")
+    for i, (ax, act) in enumerate(zip(finals, activations)):
+        plot_final_metric(final[final["activation"] == act], ax=ax, color_of=color_of, chance=chance,
+                          log=metric_name == "mse", metric_label=f"final {metric_name.replace('_', ' ')} (held out)")
+        ax.set_title(activation_title(act), loc="right")
+        if i:
+            ax.set_ylabel("")
     if metric_name == "mse":
-        log_axis(ax_final, "y")
-    ax_final.set_title(f"{activation}, every " + r"$\rho$", loc="right")
+        lo = np.nanmin(final["lo"]) if np.isfinite(final["lo"]).any() else 1e-3
+        hi = np.nanmax(final["hi"]) if np.isfinite(final["hi"]).any() else 1.0
+        for ax in finals:  # one scale for every activation, so the panels compare
+            ax.set_ylim(lo / 1.3, max(hi, chance or hi) * 1.3)
+            log_axis(ax, "y")
+    for ax, letter in zip([ax_loss, ax_grad, *finals], "abcdefgh"):
+        panel_label(ax, letter)
     handles = [Line2D([], [], color=color_of[s], label=f"clipping: {s}") for s in settings]
     handles += [Line2D([], [], color="black", marker="o", markersize=1.8, linestyle="none", label="clipped update"),
+                Line2D([], [], color="black", marker="x", markersize=3.5, linestyle="none",
+                       label="non-finite (diverged)"),
                 Line2D([], [], color="black", label=r"threshold $\tau$", **RATE)]
     if chance is not None:
         handles.append(Line2D([], [], label=f"chance ({chance:.3g})", **CHANCE))
-    fig.legend(handles=handles, loc="outside upper center", ncols=len(handles), columnspacing=0.9,
-               handlelength=1.6)
-    for ax, letter in zip((ax_loss, ax_grad, ax_final), "abc"):
-        panel_label(ax, letter)
+    fig.legend(handles=handles, loc="outside upper center", ncols=4, columnspacing=0.9, handlelength=1.6)
     return fig
 
 
@@ -318,7 +370,7 @@ def transient_growth(tables: Tables) -> plt.Figure:
     radius = curves["radius"].min()
     curves = curves[curves["radius"] == radius]
     inits = list(dict.fromkeys(curves["init"]))
-    color_of = {init: f"C{i}" for i, init in enumerate(inits)}
+    color_of = category_colors(inits)
     labels = {init: INIT_LABELS.get(init, init) for init in inits}
     fig, (ax_abs, ax_ratio) = plt.subplots(1, 2, figsize=(TEXT_WIDTH, 2.6))
     plot_norms_vs_lag(curves, ax=ax_abs, by="init", color_of=color_of, labels=labels)

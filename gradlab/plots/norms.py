@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 from matplotlib import colors
 
-from .style import (BOUND, LAG_LABEL, MEASURED, NORM_LABEL, RADIUS_LABEL, RATE, REFERENCE, get_ax, log10_axis,
-                    sequential_colors)
+from .style import (BOUND, LAG_LABEL, MEASURED, NORM_LABEL, RADIUS_LABEL, RATE, REFERENCE, category_colors, get_ax,
+                    log10_axis, sequential_colors)
 
 
 def data_limits(*columns, pad: float = 0.06, include=()) -> tuple[float, float]:
@@ -169,7 +169,7 @@ def plot_transient_growth(curves, ax=None, color_of=None, labels=None):
     """
     ax = get_ax(ax)
     inits = list(dict.fromkeys(curves["init"]))
-    color_of = color_of or {init: f"C{i}" for i, init in enumerate(inits)}
+    color_of = color_of or category_colors(inits)
     labels = labels or {}
     for init in inits:
         c = curves[curves["init"] == init].sort_values("lag")

@@ -53,6 +53,11 @@ def get_ax(ax=None, figsize=(COLUMN_WIDTH, 2.6)):
     return ax
 
 
+def category_colors(values) -> dict:
+    """Distinct values (first-seen order) → colours of the style's colour-blind-safe cycle."""
+    return {v: f"C{i}" for i, v in enumerate(dict.fromkeys(values))}
+
+
 def sequential_colors(values, cmap: str = "viridis"):
     """Map numbers (e.g. radii) to colours of a sequential, colour-blind-safe map.
 

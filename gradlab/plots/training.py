@@ -9,9 +9,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from .style import MEASURED, RADIUS_LABEL, RATE, get_ax
+from .style import MEASURED, RADIUS_LABEL, RATE, category_colors, get_ax
 
 CHANCE = {"color": "0.4", "linewidth": 0.8, "linestyle": (0, (4, 2)), "zorder": 0}  # metric of a blind model
+
+
+def mark_at_top(ax, x, color, label: str | None = None) -> None:
+    """× marks on the top edge of ``ax`` at ``x``: events with no finite value to draw (a diverged run)."""
+    x = np.asarray(x, dtype=float)
+    if x.size:
+        ax.plot(x, np.ones(x.size), linestyle="none", marker="x", markersize=3, markeredgewidth=0.6, color=color,
+                transform=ax.get_xaxis_transform(), clip_on=False, label=label, zorder=5)
 
 
 def plot_loss(training, ax=None, color="C0", label: str | None = None, chance: float | None = None,
@@ -20,7 +28,8 @@ def plot_loss(training, ax=None, color="C0", label: str | None = None, chance: f
 
     ``chance``, when given, is drawn as a grey dashed line: the loss of a
     model that ignores its inputs (adding problem: MSE 1/6). ``log``: a log
-    y axis (a diverging run's loss spans decades).
+    y axis (a diverging run's loss spans decades). Updates whose loss is not
+    finite (the weights blew up) are marked × on the top edge.
 
     Returns
     -------
@@ -28,7 +37,9 @@ def plot_loss(training, ax=None, color="C0", label: str | None = None, chance: f
     """
     ax = get_ax(ax)
     t = training.sort_values("step")
-    ax.plot(t["step"], t["loss"], color=color, label=label, linewidth=0.7, **MEASURED)
+    finite = np.isfinite(t["loss"].to_numpy(dtype=float))
+    ax.plot(t.loc[finite, "step"], t.loc[finite, "loss"], color=color, label=label, linewidth=0.7, **MEASURED)
+    mark_at_top(ax, t.loc[~finite, "step"], color)  # the loss overflowed: the weights blew up
     if chance is not None and np.isfinite(chance):
         ax.axhline(chance, **CHANCE)
     if log:
@@ -68,9 +79,7 @@ def plot_grad_norm(training, ax=None, color="C0", label: str | None = None, thre
         ax.plot(t.loc[clipped, "step"], np.log10(t.loc[clipped, "grad_norm"]), linestyle="none", marker="o",
                 markersize=1.8, markeredgewidth=0, color=color)
     skipped = t["skipped"].astype(bool)
-    if skipped.any():  # non-finite gradient: no norm to draw, so mark the update at the top edge
-        ax.plot(t.loc[skipped, "step"], np.ones(skipped.sum()), linestyle="none", marker="x", markersize=3,
-                color=color, transform=ax.get_xaxis_transform(), clip_on=False)
+    mark_at_top(ax, t.loc[skipped, "step"], color)  # non-finite gradient: no norm to draw, update skipped
     if threshold is not None and np.isfinite(threshold):
         ax.axhline(np.log10(threshold), color=color, **RATE)
     ax.set_xlabel("update")
@@ -86,7 +95,8 @@ def plot_final_metric(final, ax=None, color_of=None, labels=None, chance: float 
     ----------
     final : DataFrame
         :func:`gradlab.plots.data.final_metrics` rows: ``setting``, ``radius``,
-        ``metric``, ``lo``, ``hi``.
+        ``metric``, ``lo``, ``hi`` and optionally ``n_diverged`` (runs that
+        blew up are marked × on the top edge).
     color_of, labels : mapping setting → colour / legend label, optional
     chance : float, optional
         The metric of a model that ignores its inputs (adding problem: MSE 1/6),
@@ -101,12 +111,15 @@ def plot_final_metric(final, ax=None, color_of=None, labels=None, chance: float 
     """
     ax = get_ax(ax)
     settings = list(dict.fromkeys(final["setting"]))
-    color_of = color_of or {s: f"C{i}" for i, s in enumerate(settings)}
+    color_of = color_of or category_colors(settings)
     labels = labels or {}
     for s in settings:
         f = final[final["setting"] == s].sort_values("radius")
-        ax.fill_between(f["radius"], f["lo"], f["hi"], color=color_of[s], alpha=0.15, linewidth=0)
+        ok = f[np.isfinite(f["metric"])]
+        ax.fill_between(ok["radius"], ok["lo"], ok["hi"], color=color_of[s], alpha=0.15, linewidth=0)
         ax.plot(f["radius"], f["metric"], "o-", color=color_of[s], label=labels.get(s, s))
+        if "n_diverged" in f.columns:
+            mark_at_top(ax, f.loc[f["n_diverged"] > 0, "radius"], color_of[s])
     if chance is not None and np.isfinite(chance):
         ax.axhline(chance, label="chance", **CHANCE)
     if log:
