@@ -27,7 +27,7 @@ from ..activations import get_activation
 from ..errors import GradlabError, check_choice
 from ..schema import require_columns
 from . import data
-from .norms import plot_growth_rates, plot_norm_heatmap, plot_norms_vs_lag, plot_transient_growth
+from .norms import data_limits, plot_growth_rates, plot_norm_heatmap, plot_norms_vs_lag, plot_transient_growth
 from .spectrum import plot_eigenvalues, plot_singular_values
 from .style import (BOUND, COLUMN_WIDTH, MEASURED, RATE, TEXT_WIDTH, category_colors, figure_style, log10_axis,
                     log_axis, panel_label, parse_formats, save_figure, sequential_colors)
@@ -54,7 +54,7 @@ class FigureSpec:
     results : str
         The results folder ``gradlab reproduce`` draws it from: the stem of a
         sweep file ``experiments/NAME.toml`` or a key of
-        :data:`gradlab.reproduce.RUN_SETS`.
+        :data:`gradlab.reproduce.RUN_SETS` or :data:`gradlab.reproduce.PRODUCERS`.
     description : str
         What the figure shows (CLI help, README).
     """
@@ -120,7 +120,7 @@ def norm_heatmap(tables: Tables) -> plt.Figure:
     rho = spectrum[spectrum["kind"] == "eigenvalue"].groupby("run_id")["abs"].max()
     runs = sorted(pd.unique(norms["run_id"]), key=lambda r: (rho.get(r, np.nan), r))
     grids = {r: data.pair_grid(norms[norms["run_id"] == r]) for r in runs}
-    lo, hi = norms_range = data_range(g for _, _, g in grids.values())
+    lo, hi = norms_range = data_limits(*(g for _, _, g in grids.values()), pad=0.0)
     norm = colors.TwoSlopeNorm(0.0, min(lo, -1e-9), max(hi, 1e-9))
     fig, axes = plt.subplots(1, len(runs), figsize=(TEXT_WIDTH, 2.6), squeeze=False, sharey=True)
     for i, (ax, r) in enumerate(zip(axes[0], runs)):
@@ -151,15 +151,6 @@ def norm_heatmap(tables: Tables) -> plt.Figure:
 def signed(x: float) -> str:
     """'+0.30' / '−0.51' with a true minus sign."""
     return f"{x:+.2f}".replace("-", "\u2212")
-
-
-def data_range(arrays) -> tuple[float, float]:
-    """Smallest and largest finite value over several arrays."""
-    finite = np.concatenate([np.asarray(a, float).ravel() for a in arrays])
-    finite = finite[np.isfinite(finite)]
-    if not finite.size:
-        raise GradlabError("no finite log10_norm values to draw")
-    return float(finite.min()), float(finite.max())
 
 
 def spectrum(tables: Tables) -> plt.Figure:
