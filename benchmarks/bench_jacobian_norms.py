@@ -34,10 +34,16 @@ from threadpoolctl import threadpool_limits
 import gradlab as gl
 from gradlab.jacobian_norms import end_steps
 
-try:
-    import torch
-except ImportError:  # reference (b) is skipped without torch
-    torch = None
+torch = None      # imported in main(), not in the memory subprocess (its libraries would count there)
+
+
+def import_torch():
+    global torch
+    try:
+        import torch as torch_module
+    except ImportError:  # reference (b) is skipped without torch
+        return
+    torch = torch_module
 
 FULL = {"cases": [("all", 128, 100), ("last", 256, 400)], "memory": (512, 1000), "repeats": 3}
 NO_TORCH = False
@@ -66,6 +72,7 @@ def pair_order(pairs: str, T: int):
 # ---------------------------------------------------------------- methods
 
 def run_gradlab(trace, pairs):
+    """gradlab's default: method="auto", workers=2 (σ_max on a second thread)."""
     return gl.jacobian_norms(trace, pairs).log_norm[0]
 
 
@@ -251,6 +258,8 @@ def main(argv=None) -> None:
         return
     global NO_TORCH
     NO_TORCH = args.no_torch
+    if not NO_TORCH:
+        import_torch()
     cfg = QUICK if args.quick else FULL
     repeats = args.repeats or cfg["repeats"]
     load0 = os.getloadavg()[0]

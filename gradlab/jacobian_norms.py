@@ -457,10 +457,12 @@ def power_step(X: np.ndarray, AX: np.ndarray, lam: np.ndarray) -> np.ndarray:
     """Orthonormal basis of A y_i / θ_i (one power step on Ritz vectors y_i): (M, r, p).
 
     Dividing by θ_i keeps the columns near orthonormal, so the small ones keep
-    their direction; a column with θ_i = 0 keeps y_i.
+    their direction; a column with θ_i ≤ 1e-8 θ_1, where A y_i is mostly
+    rounding error, keeps y_i.
     """
+    big = lam > 1e-8 * lam[:, :1]
     with np.errstate(divide="ignore", invalid="ignore"):
-        Z = np.where(lam[:, None, :] > 0, AX / lam[:, None, :], X)
+        Z = np.where(big[:, None, :], AX / np.where(big, lam, 1.0)[:, None, :], X)
     return orthonormal_basis(Z)
 
 
@@ -495,10 +497,11 @@ def orthonormal_basis(Z: np.ndarray, Q: np.ndarray | None = None) -> np.ndarray:
 
 def _cholesky_qr(Z: np.ndarray) -> np.ndarray:
     """Z R⁻¹ with Rᵀ R = Zᵀ Z; raises LinAlgError unless Z is well conditioned."""
-    G = Z.transpose(0, 2, 1) @ Z
+    with np.errstate(over="ignore", invalid="ignore"):
+        G = Z.transpose(0, 2, 1) @ Z
     d = np.sqrt(np.diagonal(G, axis1=1, axis2=2))
-    if not np.all(d > 0):
-        raise np.linalg.LinAlgError("zero column")
+    if not np.all((d > 0) & (d < np.inf)):
+        raise np.linalg.LinAlgError("zero or huge column")
     L = np.linalg.cholesky(G / d[:, :, None] / d[:, None, :])
     if not np.all(np.diagonal(L, axis1=1, axis2=2) > 1e-5):
         raise np.linalg.LinAlgError("ill-conditioned block")

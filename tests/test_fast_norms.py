@@ -43,7 +43,7 @@ def make_trace(n, T, B=2, init="gaussian", activation="tanh", radius=1.0, seed=0
 @pytest.mark.parametrize("radius", [0.6, 1.0, 3.0])
 def test_subspace_matches_svd_reference(init, activation, radius):
     tr = make_trace(24, 45, init=init, activation=activation, radius=radius, input_scale=2.0,
-                    seed=hash((init, activation, radius)) % 1000)
+                    seed=sum(map(ord, init + activation)) + int(10 * radius))
     for pairs in ("last", "stride:8"):
         fast = gl.jacobian_norms(tr, pairs, method="subspace")
         slow = gl.jacobian_norms(tr, pairs, method="svd")
