@@ -190,8 +190,20 @@ def memory_child(n: int, T: int) -> None:
         gl.jacobian_norms(trace, "last")
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024   # Linux: KiB
-    print(json.dumps({"tracemalloc_peak_bytes": peak, "trace_bytes": traced_trace, "max_rss_bytes": rss}))
+    print(json.dumps({"tracemalloc_peak_bytes": peak, "trace_bytes": traced_trace, "max_rss_bytes": peak_rss()}))
+
+
+def peak_rss() -> int:
+    """Peak resident memory of this process since exec, in bytes.
+
+    VmHWM is reset by exec; ru_maxrss is not (a child forked from a parent
+    that holds torch would report the parent's size).
+    """
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024   # Linux: KiB
 
 
 def bench_memory(n: int, T: int) -> dict:
@@ -240,7 +252,7 @@ def report(cases, memory, load) -> str:
     lines += ["", f"peak memory, last pairs, n={memory['n']}, T={memory['T']} (fresh process, 1 BLAS thread): "
               f"tracemalloc peak {memory['tracemalloc_peak_bytes'] / 2**20:.1f} MiB "
               f"(of which the trace {memory['trace_bytes'] / 2**20:.1f} MiB); "
-              f"process max RSS {memory['max_rss_bytes'] / 2**20:.0f} MiB"]
+              f"process peak RSS (VmHWM) {memory['max_rss_bytes'] / 2**20:.0f} MiB"]
     return "\n".join(lines)
 
 
