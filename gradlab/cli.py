@@ -76,8 +76,15 @@ def cli():
 
     \b
     Typical session:
-      gradlab run --radius 1.5 --out runs/r15     Jacobian norms, spectrum, ∂L/∂h_k
-      gradlab check --truncate 4                  BPTT vs finite differences
+      gradlab reproduce --quick                        every experiment and figure, small sizes
+      gradlab run --radius 1.5 --out runs/r15          ‖∂h_t/∂h_k‖, spectrum of W_hh, ‖∂L/∂h_k‖
+      gradlab check --truncate 4                       BPTT vs finite differences
+      gradlab train --clipping norm --out runs/adding  SGD on the adding problem, clipped
+      gradlab sweep experiments/vanishing.toml --out results/vanishing --jobs 2
+      gradlab inspect results/vanishing                what was swept, key numbers per group
+      gradlab plot norms-vs-lag results/vanishing      a figure from the saved CSVs
+
+    Run `gradlab COMMAND --help` for what each command writes and an example.
     """
 
 
