@@ -19,7 +19,8 @@ says), so one or two blocks (O(n² p) each) usually suffice. A product is
 accepted only when rigorous bounds (Poincaré below; trace, Kato–Temple and
 ‖P J‖ ≤ ‖P‖ ‖J‖ above, see :func:`top_singular_values`), not a change in the
 estimate, put σ_max within ``RTOL`` = 1e-11 relative; otherwise it gets an
-exact SVD (typically the first few lags, whose spectra are flat). The products
+exact σ_max, the top eigenvalue of P Pᵀ (typically the first few lags, whose
+spectra are flat). The products
 of a few consecutive lags are bounded together (fewer, larger calls), and with
 ``workers=2`` a second thread does this while the next products are formed.
 ``method="auto"`` uses the SVD where it is as fast: n < 16, or n < 96 with a
@@ -42,6 +43,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.linalg
 
 from .errors import GradlabError
 from .trace import Trace
@@ -50,7 +52,7 @@ METHODS = ("auto", "subspace", "svd")
 BLOCK = 8            # p: Krylov block size (converges with the gap σ_1 vs σ_{p+1})
 RTOL = 1e-11         # relative error of σ_max certified by the subspace method
 GROUP = 8            # lags whose products are bounded together (when the stack is smaller)
-MAX_DEPTH = 8        # Krylov blocks per product before falling back to an exact SVD
+MAX_DEPTH = 8        # Krylov blocks per product before falling back to an exact σ_max
 SMALL_N = 16         # below this an exact SVD is as cheap as the iteration's Python overhead
 STACK_BYTES = 64 << 20   # largest stack of products grown at once (bounds memory for "all")
 SEED = 20131130      # start blocks are random but reproducible (the same norms on every call)
@@ -349,7 +351,7 @@ def top_singular_values(P: np.ndarray, U: np.ndarray, prior: np.ndarray | None =
         Known upper bounds on σ_max(P) (e.g. σ_max of the previous product
         times ‖J‖); inf where none.
     rtol : relative error of σ_max to certify
-    max_depth : Krylov blocks before an exact SVD is used instead
+    max_depth : Krylov blocks before the exact σ_max is computed instead
 
     Returns
     -------
@@ -376,7 +378,7 @@ def top_singular_values(P: np.ndarray, U: np.ndarray, prior: np.ndarray | None =
     A matrix is done when the smallest of these upper bounds is within
     2·rtol of θ_1 (rtol in σ). One more block is added while it is not; after
     ``max_depth`` blocks (a nearly repeated σ_max, or a start block that
-    misses the top direction) it gets an exact SVD. The next start block is
+    misses the top direction) it gets the exact σ_max² = λ_max(P Pᵀ). The next start block is
     one power step, A y_i / θ_i, on the top p Ritz vectors.
     """
     M, r, p = U.shape
@@ -394,7 +396,7 @@ def top_singular_values(P: np.ndarray, U: np.ndarray, prior: np.ndarray | None =
     U_next = U.copy()
     todo = np.flatnonzero(fro2 > 0)        # a zero product has σ_max = 0 exactly
     Q, AQ, last_gap = U[todo], None, np.full(todo.size, np.inf)
-    exact = []                             # items given up on: exact SVD
+    exact = []                             # items given up on: exact λ_max(P Pᵀ)
     for depth in range(1, (max_depth + 1) if todo.size else 1):
         AQ_new = _gram_times(P, todo, Q[:, :, -p:])
         AQ = AQ_new if AQ is None else np.concatenate([AQ, AQ_new], axis=2)
@@ -424,8 +426,8 @@ def top_singular_values(P: np.ndarray, U: np.ndarray, prior: np.ndarray | None =
         todo, Q, AQ, last_gap = todo[keep], Q[keep], AQ[keep], gap[keep]
         Q = np.concatenate([Q, next_block(Q, AQ[:, :, -p:])], axis=2)
     exact = np.concatenate(exact) if exact else []
-    if len(exact):                         # not certified: exact σ_max by SVD
-        theta[exact] = upper[exact] = largest_singular_value(P[exact]) ** 2
+    if len(exact):                         # not certified: exact σ_max² as λ_max(P Pᵀ)
+        theta[exact] = upper[exact] = largest_gram_eigenvalue(P[exact])
     return np.sqrt(theta), np.sqrt(upper), U_next, log_s
 
 
@@ -516,6 +518,21 @@ def renormalise(P: np.ndarray, log_scale: np.ndarray):
     s = np.max(np.abs(P), axis=(1, 2))
     s = np.where(s > 0, s, 1.0)
     return P / s[:, None, None], log_scale + np.log(s)
+
+
+def largest_gram_eigenvalue(P: np.ndarray) -> np.ndarray:
+    """σ_max² of each matrix in a batch (M, r, r) as the top eigenvalue of P Pᵀ.
+
+    Exact like an SVD (backward stable: relative error ~ε in σ_max²) but
+    ~1.8× faster at r = 128, since LAPACK's MRRR solver (``evr``) computes
+    only the top eigenvalue of the tridiagonal form (benchmarks/RESULTS.md).
+    """
+    r = P.shape[-1]
+    P, log_s = renormalise(P, np.zeros(len(P)))  # entries ≤ 1: squares stay clear of underflow
+    gram = P @ P.transpose(0, 2, 1)
+    top = np.array([max(scipy.linalg.eigh(g, eigvals_only=True, subset_by_index=[r - 1, r - 1],
+                                          driver="evr", check_finite=False)[0], 0.0) for g in gram])
+    return top * np.exp(2 * log_s)
 
 
 def largest_singular_value(P: np.ndarray) -> np.ndarray:

@@ -184,7 +184,7 @@ def test_prior_bound_certifies_repeated_singular_values_without_svd(monkeypatch)
     rng = np.random.default_rng(0)
     P = np.linalg.qr(rng.standard_normal((1, 30, 30)))[0]
     U = np.linalg.qr(rng.standard_normal((1, 30, 8)))[0]
-    monkeypatch.setattr(jn, "largest_singular_value", lambda P: pytest.fail("fell back to an SVD"))
+    monkeypatch.setattr(jn, "largest_gram_eigenvalue", lambda P: pytest.fail("fell back to an exact σ_max"))
     sigma, upper, _, _ = jn.top_singular_values(P, U, prior=np.array([1.0]))
     assert abs(sigma[0] - 1) < 1e-13 and upper[0] == pytest.approx(1.0, abs=1e-13)
 
@@ -192,8 +192,29 @@ def test_prior_bound_certifies_repeated_singular_values_without_svd(monkeypatch)
 def test_most_products_are_certified_without_an_svd(monkeypatch):
     """The point of the fast path: past the first lags, no SVD is needed (not a timing test)."""
     calls = []
-    svd = jn.largest_singular_value
-    monkeypatch.setattr(jn, "largest_singular_value", lambda P: calls.append(len(P)) or svd(P))
+    exact = jn.largest_gram_eigenvalue
+    monkeypatch.setattr(jn, "largest_gram_eigenvalue", lambda P: calls.append(len(P)) or exact(P))
     tr = make_trace(48, 200, B=1, radius=1.0, seed=2)
     gl.jacobian_norms(tr, "last", method="subspace")
     assert sum(calls) < 0.1 * tr.T
+
+
+@pytest.mark.parametrize("scale", [1e-140, 1e-3, 1.0, 1e140])
+def test_exact_fallback_equals_the_svd(scale):
+    """λ_max(P Pᵀ), the fallback, is σ_max² to rounding: flat, low-rank, zero and huge/tiny matrices."""
+    rng = np.random.default_rng(3)
+    flat = np.linalg.qr(rng.standard_normal((40, 40)))[0] * (1 + 1e-9 * rng.standard_normal(40))
+    low_rank = np.outer(rng.standard_normal(40), rng.standard_normal(40))
+    P = np.stack([rng.standard_normal((40, 40)), flat, low_rank, np.zeros((40, 40))]) * scale
+    sigma = np.linalg.svd(P, compute_uv=False)[:, 0]
+    np.testing.assert_allclose(np.sqrt(jn.largest_gram_eigenvalue(P)), sigma, rtol=1e-13, atol=0)  # a few ε · n
+
+
+def test_the_fallback_is_really_used_for_flat_short_lag_products(monkeypatch):
+    """Guards the two tests above: they watch the function the fallback actually calls."""
+    calls = []
+    exact = jn.largest_gram_eigenvalue
+    monkeypatch.setattr(jn, "largest_gram_eigenvalue", lambda P: calls.append(len(P)) or exact(P))
+    tr = make_trace(48, 60, B=1, radius=1.0, seed=2)
+    gl.jacobian_norms(tr, "all", method="subspace")
+    assert sum(calls) > 0
