@@ -141,11 +141,13 @@ def lyapunov_sweep(grid: dict, n: int = 200, steps: int = 1000, warmup: int = 10
     -------
     dict with DataFrames ``lyapunov``, ``mean_field`` and ``transitions``.
     """
+    check_positive_int(steps, "steps")
+    check_positive_int(warmup, "warmup", minimum=0)
     if warmup >= steps:
         raise GradlabError(f"warmup must be smaller than steps = {steps}, got {warmup}")
     seeds = list(seeds)
     if not seeds:
-        raise GradlabError("seeds must name at least one seed")
+        raise GradlabError(f"seeds must name at least one seed, got {seeds!r}")
     measured = pd.concat([measure_exponents([a], g, n, steps, warmup, burn, seeds) for a, g in grid.items()],
                          ignore_index=True)
     theory = pd.concat([mean_field_curve([a], np.linspace(min(g), max(g), THEORY_POINTS)) for a, g in grid.items()],

@@ -16,7 +16,7 @@ from . import __version__
 from .activations import ACTIVATIONS
 from .clipping import CLIPPINGS
 from .config import CELLS, RunConfig
-from .errors import GradlabError
+from .errors import GradlabError, check_positive_int, check_positive_number
 from .init import INITS, SCALE_BY
 from .losses import LOSS_STEPS, LOSSES
 from .tasks import TASKS
@@ -145,6 +145,7 @@ def check(truncate, tol, **options):
     from .gradcheck import gradient_check
     from .runner import build_model
 
+    check_positive_number(tol, "tol")
     config = config_from(options)
     if config.cell != "rnn":
         raise GradlabError(f"gradlab check compares BPTT parameter gradients of cell 'rnn' only, got {config.cell!r} "
@@ -355,7 +356,7 @@ def plot(figure, results_dir, out, formats, list_figures):
 
 @cli.command()
 @click.option("--quick", is_flag=True,
-              help="Small sizes from each sweep file's [quick] table: every figure in a few minutes.")
+              help="Small sizes from each sweep file's [quick] table: every figure in about a minute.")
 @click.option("--out", "-o", default=None, type=click.Path(file_okay=False),
               help="Folder for the figures  [default: figures, or figures/quick with --quick].")
 @click.option("--results", default="results", show_default=True, type=click.Path(file_okay=False),
@@ -375,7 +376,7 @@ def reproduce(quick, out, results, experiments, jobs, formats, figures):
 
     \b
     Examples:
-      gradlab reproduce --quick           # a few minutes on 2 cores → figures/quick/
+      gradlab reproduce --quick           # about a minute on 2 cores → figures/quick/
       gradlab reproduce --jobs 2          # the README figures → figures/
     """
     from .reproduce import reproduce as reproduce_all
@@ -425,6 +426,7 @@ def lyapunov(activations, gains, hidden, steps, burn, warmup, seeds, out, force)
     from .chaos import DEFAULT_GAINS, lyapunov_sweep, parse_gains, write_lyapunov
     from .results import check_new_folder
 
+    check_positive_int(seeds, "seeds")
     activations = activations or tuple(DEFAULT_GAINS)
     grid = {a: parse_gains(gains or DEFAULT_GAINS[a]) for a in activations}
     check_new_folder(out, force)
@@ -450,9 +452,11 @@ def main(argv=None):
     except click.ClickException as e:
         click.echo(f"Error: {e.format_message()}", err=True)
         rv = e.exit_code
-    except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
-        rv = 1
+    except click.exceptions.Abort as e:
+        # click turns Ctrl-C into Abort (raised from the KeyboardInterrupt): exit 130 like a shell.
+        interrupted = isinstance(e.__context__, KeyboardInterrupt)
+        click.echo("Interrupted." if interrupted else "Aborted.", err=True)
+        rv = 130 if interrupted else 1
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         rv = 130

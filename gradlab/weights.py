@@ -30,6 +30,26 @@ from .errors import GradlabError
 from .params import RNNParams
 
 REQUIRED = ("weight_ih_l0", "weight_hh_l0")
+ZIP_MAGIC = b"PK"                # .npz is a zip archive
+NPY_MAGIC = b"\x93NUMPY"
+
+
+def _check_magic(path: Path, magic: bytes, role: str, expected: str) -> None:
+    """Refuse a missing file or one of the wrong type before numpy guesses at it.
+
+    Given a .npy where a .npz belongs (or the reverse) ``np.load`` returns the
+    other kind of object, and for text it reports "pickled data"; the first
+    bytes say what the file is.
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(magic))
+    except FileNotFoundError:
+        raise GradlabError(f"{role} file {str(path)!r} does not exist") from None
+    except OSError as e:
+        raise GradlabError(f"cannot read {role} file {str(path)!r}: {e}") from None
+    if head != magic:
+        raise GradlabError(f"{role} file {str(path)!r} is not a {expected}")
 
 
 def load_weights(path, rng: np.random.Generator | None = None, m: int | None = None) -> RNNParams:
@@ -59,11 +79,10 @@ def load_weights(path, rng: np.random.Generator | None = None, m: int | None = N
 def read_npz(path, required=REQUIRED) -> dict[str, np.ndarray]:
     """All arrays of a weights file as float64, checking that ``required`` keys are present."""
     path = Path(path)
+    _check_magic(path, ZIP_MAGIC, "weights", ".npz file (numpy.savez)")
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: np.asarray(f[k], dtype=np.float64) for k in f.files}
-    except FileNotFoundError:
-        raise GradlabError(f"weights file {str(path)!r} does not exist") from None
     except (OSError, ValueError, zipfile.BadZipFile) as e:
         raise GradlabError(f"cannot read weights file {str(path)!r}: {e}") from None
     arrays = strip_module_prefix(arrays, required)
@@ -115,10 +134,9 @@ def save_weights(path, params: RNNParams) -> None:
 def load_inputs(path) -> np.ndarray:
     """Read an input sequence from ``.npy``: (T, d) / (B, T, d) real or (T,) / (B, T) token ids."""
     path = Path(path)
+    _check_magic(path, NPY_MAGIC, "input", ".npy file (numpy.save)")
     try:
         x = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise GradlabError(f"input file {str(path)!r} does not exist") from None
     except (OSError, ValueError) as e:
         raise GradlabError(f"cannot read input file {str(path)!r}: {e}") from None
     if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):

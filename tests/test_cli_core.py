@@ -173,7 +173,9 @@ BAD_INPUTS = [
     (["--weights", "{dir}/missing.npz"], r"missing\.npz' lacks weight_hh_l0"),
     (["--weights", "{dir}/shapes.npz"], r"bias_ih_l0 in '.*shapes\.npz' has shape \(3,\), expected \(4,\)"),
     (["--weights", "{dir}/nan.npz"], r"nan\.npz': W_hh contains non-finite values"),
-    (["--weights", "{dir}/junk.npz"], r"cannot read weights file '.*junk\.npz'"),
+    (["--weights", "{dir}/junk.npz"], r"weights file '.*junk\.npz' is not a \.npz file"),
+    (["--weights", "{dir}/x_wrong_d.npy"], r"weights file '.*x_wrong_d\.npy' is not a \.npz file"),
+    (["--input-seq", "{dir}/missing.npz"], r"input file '.*missing\.npz' is not a \.npy file"),
     (["--input-seq", "{dir}/x_wrong_d.npy", "--inputs", "2"], r"inputs must have shape \(T, 2\) or \(B, T, 2\), got \(1, 10, 3\)"),
     (["--input-seq", "{dir}/x_4d.npy", "--inputs", "2"], r"got \(1, 1, 10, 2\)"),
     (["--input-seq", "{dir}/ids_out_of_range.npy", "--inputs", "2"], r"token ids must lie in \[0, 2\), got range \[0, 5\]"),
@@ -230,6 +232,22 @@ def test_check_truncate_reports_the_tutorials_failing_check(capsys):
 def test_check_rejects_a_negative_truncation(capsys):
     code, stdout, stderr = gradlab(capsys, "check", "--truncate", "-1")
     assert code == 2 and stdout == "" and "-1" in stderr and len(stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize("tol", ["-1", "0", "nan"])
+def test_check_rejects_a_tolerance_no_error_could_pass(capsys, tol):
+    code, stdout, stderr = gradlab(capsys, "check", "--hidden", "2", "--steps", "3", "--tol", tol)
+    assert code == 2 and stdout == ""
+    assert stderr.strip() == f"Error: tol must be a positive number, got {float(tol)!r}"
+
+
+def test_ctrl_c_is_one_line_and_exit_130(capsys, monkeypatch):
+    def interrupted(path):
+        raise KeyboardInterrupt
+    monkeypatch.setattr("gradlab.inspect.inspect_path", interrupted)
+    code, stdout, stderr = gradlab(capsys, "inspect", ".")
+    assert code == 130 and stdout == ""
+    assert stderr.strip() == "Interrupted." and "Traceback" not in stderr
 
 
 def test_version_and_help_in_process(capsys):

@@ -156,6 +156,9 @@ def test_cli_lyapunov_writes_the_documented_tables_and_its_figure(tmp_path, caps
     (["--gains", "0:1:0.5"], "gains must be positive"),
     (["--gains", "a,b"], "gains must be START:STOP:STEP"),
     (["--warmup", "100", "--steps", "50"], "warmup must be smaller than steps"),
+    (["--steps", "0"], "steps must be a whole number ≥ 1, got 0"),        # not blamed on warmup
+    (["--warmup", "-1"], "warmup must be a whole number ≥ 0, got -1"),
+    (["--seeds", "0"], "seeds must be a whole number ≥ 1, got 0"),
 ])
 def test_cli_lyapunov_bad_input_is_one_line_exit_2_nothing_written(argv, message, tmp_path, capsys):
     from gradlab.cli import main

@@ -89,8 +89,11 @@ def test_missing_and_unreadable_weights_files(tmp_path):
     with pytest.raises(gl.GradlabError, match=r"weights file '.*nope\.npz' does not exist"):
         gl.load_weights(tmp_path / "nope.npz")
     (tmp_path / "junk.npz").write_text("not a zip file")
-    with pytest.raises(gl.GradlabError, match=r"cannot read weights file '.*junk\.npz'"):
+    with pytest.raises(gl.GradlabError, match=r"weights file '.*junk\.npz' is not a \.npz file"):
         gl.load_weights(tmp_path / "junk.npz")
+    np.save(tmp_path / "array.npy", np.eye(2))      # np.load would hand back an array, not an archive
+    with pytest.raises(gl.GradlabError, match=r"weights file '.*array\.npy' is not a \.npz file"):
+        gl.load_weights(tmp_path / "array.npy")
     np.savez(tmp_path / "text.npz", weight_ih_l0=np.array(["a", "b"]), weight_hh_l0=np.eye(2))
     with pytest.raises(gl.GradlabError, match=r"cannot read weights file '.*text\.npz'"):
         gl.load_weights(tmp_path / "text.npz")
@@ -120,8 +123,11 @@ def test_bad_input_files_name_the_problem(tmp_path):
     with pytest.raises(gl.GradlabError, match=r"cannot read input file '.*o\.npy'"):
         gl.load_inputs(tmp_path / "o.npy")
     (tmp_path / "junk.npy").write_text("junk")
-    with pytest.raises(gl.GradlabError, match=r"cannot read input file"):
+    with pytest.raises(gl.GradlabError, match=r"input file '.*junk\.npy' is not a \.npy file"):
         gl.load_inputs(tmp_path / "junk.npy")
+    np.savez(tmp_path / "archive.npz", x=np.zeros((5, 3)))   # np.load would hand back an archive
+    with pytest.raises(gl.GradlabError, match=r"input file '.*archive\.npz' is not a \.npy file"):
+        gl.load_inputs(tmp_path / "archive.npz")
 
 
 def test_a_whole_models_state_dict_loads_through_its_rnn_prefix(tmp_path):
