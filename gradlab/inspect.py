@@ -43,6 +43,10 @@ def inspect_path(path) -> str:
     if not path.is_dir():
         raise GradlabError(f"no such file or folder {str(path)!r}")
     manifest = _read_manifest(path)
+    if not manifest and not any((path / name).exists() for name in FILES) \
+            and not any(path.glob("*/manifest.json")):
+        raise GradlabError(f"{str(path)!r} is not a results folder: no manifest.json or gradlab tables in it "
+                           "or its sub-folders")
     kind = manifest.get("kind", "unknown")
     lines = [f"{path}/  ({kind} results)"]
     if kind == "sweep":

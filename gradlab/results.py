@@ -25,11 +25,24 @@ from .errors import GradlabError
 CSV_FLOAT_FORMAT = "%.17g"  # round-trips float64 exactly
 
 
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# tempfile makes private files (0600) and folders (0700); results are meant to be
+# shared, so they get the modes open() and mkdir() would give (read once, at import).
+FILE_MODE = 0o666 & ~_read_umask()
+FOLDER_MODE = 0o777 & ~_read_umask()
+
+
 def atomic_write_text(path, text: str) -> None:
     """Write ``text`` to ``path`` atomically."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
@@ -82,6 +95,7 @@ def results_folder(out, force: bool = False):
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
     try:
+        tmp.chmod(FOLDER_MODE)
         yield tmp
         old = None
         if out.exists():

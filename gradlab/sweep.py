@@ -343,7 +343,13 @@ def run_sweep(spec, out, jobs: int = 1, scheduler: str | None = None, force: boo
     check_positive_int(jobs, "jobs")
     out = Path(out)
     runs = plan(spec)
-    _prepare_folder(spec, out, force, len(runs))
+    client = _dask_client(scheduler) if scheduler is not None else None   # unreachable: fail before writing
+    try:
+        _prepare_folder(spec, out, force, len(runs))
+    except BaseException:
+        if client is not None:
+            client.close()
+        raise
     parts = out / PARTS
     done = {p.name for p in parts.iterdir() if not p.name.startswith(".")}
     todo = [r for r in runs if r.part not in done]
@@ -352,7 +358,7 @@ def run_sweep(spec, out, jobs: int = 1, scheduler: str | None = None, force: boo
     bar = tqdm(total=len(runs), initial=len(runs) - len(todo), unit="run", desc=Path(spec.source).stem,
                disable=quiet or not sys.stderr.isatty())
     try:
-        for run, tables in _execute(spec.kind, todo, jobs, scheduler, context):
+        for run, tables in _execute(spec.kind, todo, jobs, client, context):
             _commit_part(parts / run.part, tables)
             bar.update()
     finally:
@@ -411,10 +417,10 @@ def _merge_parts(out: Path, runs: list[Run]) -> tuple[str, ...]:
 
 # ---------------------------------------------------------------- executing runs
 
-def _execute(kind: str, todo: list[Run], jobs: int, scheduler: str | None, context=None):
-    """Yield (run, tables) as runs finish, on this process, a process pool, or Dask."""
-    if scheduler is not None:
-        yield from _execute_dask(kind, todo, scheduler)
+def _execute(kind: str, todo: list[Run], jobs: int, client=None, context=None):
+    """Yield (run, tables) as runs finish, on this process, a process pool, or a Dask ``client``."""
+    if client is not None:
+        yield from _execute_dask(kind, todo, client)
     elif jobs == 1 or len(todo) <= 1:
         for run in todo:
             yield run, run_tables(kind, run)
@@ -440,15 +446,21 @@ def _pool_context():
     return get_context("spawn")
 
 
-def _execute_dask(kind: str, todo: list[Run], scheduler: str):
+def _dask_client(scheduler: str):
+    """A connected ``dask.distributed.Client``, or a one-line error naming the address."""
     try:
-        from dask.distributed import Client, as_completed as dask_completed
+        from dask.distributed import Client
     except ImportError:
         raise GradlabError("--scheduler needs dask.distributed: pip install \"gradlab[distributed]\"") from None
     try:
-        client = Client(scheduler, timeout=10)
+        return Client(scheduler, timeout=10)
     except (OSError, TimeoutError, ValueError) as e:
         raise GradlabError(f"cannot reach the Dask scheduler at {scheduler!r}: {e}") from None
+
+
+def _execute_dask(kind: str, todo: list[Run], client):
+    from dask.distributed import as_completed as dask_completed
+
     with client:
         futures = {client.submit(run_tables, kind, run, key=f"gradlab-{run.part}", pure=False): run
                    for run in todo}

@@ -80,3 +80,17 @@ def test_cli_inspect_and_a_missing_path(sweep_folder, tmp_path, capsys):
     assert e.value.code == 2 and "no such file or folder" in capsys.readouterr().err
     with pytest.raises(GradlabError):
         inspect_path(tmp_path / "nothing")
+
+
+def test_a_folder_without_results_is_refused_and_a_folder_of_run_folders_is_listed(sweep_folder, tmp_path, capsys):
+    plain = tmp_path / "notes"
+    plain.mkdir()
+    (plain / "a.txt").write_text("not a result")
+    with pytest.raises(SystemExit) as e:
+        main(["inspect", str(plain)])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1
+    assert re.fullmatch(r"Error: '.*notes' is not a results folder: .*\n", err)
+    # A folder of results folders (what `gradlab plot heatmap` reads) still gets its file list.
+    shutil.copytree(sweep_folder, tmp_path / "many" / "one")
+    assert "many/one" in inspect_path(tmp_path / "many")

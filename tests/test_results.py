@@ -40,3 +40,15 @@ def test_an_existing_folder_needs_force(tmp_path):
         with results_folder(out):
             pass
     assert (out / "keep.txt").read_text() == "precious"
+
+
+def test_results_get_the_same_permissions_as_ordinary_files_and_folders(tmp_path):
+    """tempfile's private 0600/0700 must not leak into results meant to be shared."""
+    (tmp_path / "plain.txt").write_text("x")
+    (tmp_path / "plain").mkdir()
+    with results_folder(tmp_path / "out") as folder:
+        write_csv(folder / "t.csv", pd.DataFrame({"a": [1.0]}))
+    def mode(path):
+        return path.stat().st_mode & 0o777
+    assert mode(tmp_path / "out") == mode(tmp_path / "plain")
+    assert mode(tmp_path / "out" / "t.csv") == mode(tmp_path / "plain.txt")

@@ -231,6 +231,10 @@ def test_bad_jobs_and_unreachable_scheduler_are_one_line_errors(tmp_path):
     with pytest.raises(GradlabError, match="jobs must be a whole number ≥ 1, got 0"):
         run_sweep(spec, tmp_path / "a", jobs=0)
     assert not (tmp_path / "a").exists()
+    pytest.importorskip("dask.distributed")
+    with pytest.raises(GradlabError, match="cannot reach the Dask scheduler at 'nonsense://nowhere'"):
+        run_sweep(spec, tmp_path / "b", scheduler="nonsense://nowhere")
+    assert not (tmp_path / "b").exists()                               # refused before the folder is made
 
 
 def test_schema_lists_every_table_a_sweep_writes():
