@@ -365,7 +365,7 @@ def plot(figure, results_dir, out, formats, list_figures):
               help="Folder of sweep files (*.toml).")
 @click.option("--jobs", "-j", type=int, default=2, show_default=True, help="Worker processes for the sweeps.")
 @click.option("--format", "formats", default="pdf,png", show_default=True, help="Comma-separated figure formats.")
-@click.option("--figure", "figures", multiple=True, help="Only this figure (repeatable)  [default: all].")
+@click.option("--figure", "figures", multiple=True, help="Only this figure (repeatable; names: gradlab plot --list), and only the results it reads  [default: all].")
 def reproduce(quick, out, results, experiments, jobs, formats, figures):
     """Run every shipped experiment and draw every figure from the saved CSVs.
 
