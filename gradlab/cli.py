@@ -420,7 +420,7 @@ def lyapunov(activations, gains, hidden, steps, burn, warmup, seeds, out, force)
       manifest.json
 
     \b
-    Example (about a minute on 2 cores):
+    Example (about 15 s on 2 cores):
       gradlab lyapunov --out results/lyapunov
     """
     from .chaos import DEFAULT_GAINS, lyapunov_sweep, parse_gains, write_lyapunov
