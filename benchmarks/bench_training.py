@@ -22,9 +22,8 @@ import time
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from gradlab import TrainConfig, clip_by_global_norm, get_task, init_params, loss_and_grads
+from gradlab import clip_by_global_norm, get_task, init_params, loss_and_grads
 from gradlab.clipping import global_norm
-from gradlab.params import PARAM_NAMES
 from gradlab.spectrum import sigma_max, spectral_radius
 from gradlab.training import sgd_step
 

@@ -82,12 +82,7 @@ class RunConfig:
             check_positive_int(getattr(self, name), name)
         if self.outputs is not None:
             check_positive_int(self.outputs, "outputs")
-        check_positive_int(self.seed, "seed", minimum=0)
-        check_positive_number(self.radius, "radius")
-        check_positive_number(self.input_scale, "input_scale")
-        check_choice(self.activation, ACTIVATIONS, "activation")
-        check_choice(self.init, INITS, "init")
-        check_choice(self.scale_by, SCALE_BY, "scale_by")
+        check_initial_network(self)
         check_choice(self.loss_steps, LOSS_STEPS, "loss_steps")
         check_choice(self.cell, CELLS, "cell")
         if self.cell != "rnn" and self.activation != "tanh":
@@ -114,6 +109,20 @@ class RunConfig:
     def from_dict(cls, values: dict) -> "RunConfig":
         """Build from a plain dict (a sweep point); unknown keys are an error."""
         return config_from_dict(cls, values, "run")
+
+
+def check_initial_network(config) -> None:
+    """Validate the fields every config shares: the initial network and its seed.
+
+    ``activation``, ``init``, ``radius``, ``scale_by``, ``input_scale``, ``seed``
+    (:class:`RunConfig` and :class:`gradlab.training.TrainConfig`).
+    """
+    check_choice(config.activation, ACTIVATIONS, "activation")
+    check_choice(config.init, INITS, "init")
+    check_positive_number(config.radius, "radius")
+    check_choice(config.scale_by, SCALE_BY, "scale_by")
+    check_positive_number(config.input_scale, "input_scale")
+    check_positive_int(config.seed, "seed", minimum=0)
 
 
 def config_from_dict(cls, values: dict, noun: str):

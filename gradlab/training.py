@@ -27,9 +27,9 @@ from tqdm import tqdm
 from .activations import ACTIVATIONS
 from .bptt import loss_and_grads, loss_step_indices, output_errors
 from .clipping import CLIPPINGS, get_clipping, global_norm
-from .config import config_from_dict
+from .config import check_initial_network, config_from_dict
 from .errors import GradlabError, check_choice, check_positive_int, check_positive_number
-from .init import INITS, SCALE_BY, init_params
+from .init import init_params
 from .jacobian_norms import jacobian_norms
 from .params import PARAM_NAMES, RNNParams
 from .rnn import forward
@@ -100,12 +100,9 @@ class TrainConfig:
         for name in ("steps", "hidden", "batch", "updates", "eval_every", "eval_batch", "jacobian_batch"):
             check_positive_int(getattr(self, name), name)
         check_positive_int(self.jacobian_every, "jacobian_every", minimum=0)
-        check_positive_int(self.seed, "seed", minimum=0)
-        check_choice(self.activation, ACTIVATIONS, "activation")
-        check_choice(self.init, INITS, "init")
-        check_choice(self.scale_by, SCALE_BY, "scale_by")
+        check_initial_network(self)
         check_choice(self.clipping, CLIPPINGS, "clipping")
-        for name in ("radius", "input_scale", "lr", "threshold"):
+        for name in ("lr", "threshold"):
             check_positive_number(getattr(self, name), name)
         if isinstance(self.momentum, bool) or not isinstance(self.momentum, (int, float)) \
                 or not 0 <= self.momentum < 1:

@@ -3,7 +3,6 @@ import numpy as np
 import pytest
 
 from gradlab import GradlabError, TrainConfig, loss_and_grads, train
-from gradlab.clipping import clip_by_global_norm
 from gradlab.training import sgd_step
 
 
