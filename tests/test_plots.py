@@ -485,3 +485,108 @@ def test_the_clipping_figure_shows_where_training_without_clipping_blew_up():
     final = pd.DataFrame({"activation": ["tanh"], "setting": ["none"], "radius": [1.0], "n_diverged": [0]})
     assert showcase_run(train, final) == ("relu", 2.0)            # smallest radius that blew up
     assert showcase_run(train.assign(skipped=False), final) == ("tanh", 3.0)  # otherwise the largest radius
+
+
+def diverging_run(first_bad: int = 3, updates: int = 12) -> pd.DataFrame:
+    """One run's training rows: finite until ``first_bad``, then alternately non-finite and huge."""
+    step = np.arange(1, updates + 1)
+    bad = (step >= first_bad) & (step % 2 == first_bad % 2)
+    huge = step >= first_bad
+    return pd.DataFrame({
+        "run_id": "r0", "step": step,
+        "loss": np.where(bad, np.inf, np.where(huge, 1e90, 1.0 / step)),
+        "grad_norm": np.where(bad, np.nan, np.where(huge, 1e45, 2.0 / step)),
+        "clipped": False, "skipped": bad})
+
+
+def diverged_marks(ax) -> list:
+    return [line for line in ax.lines if line.get_marker() == "x"]
+
+
+@pytest.mark.parametrize("plot", [ptraining.plot_loss, ptraining.plot_grad_norm])
+def test_a_diverged_run_is_marked_once_where_it_first_became_non_finite(plot):
+    import matplotlib.pyplot as plt
+
+    run = diverging_run(first_bad=3, updates=12)
+    with figure_style():
+        ax = plot(run)
+        marks = diverged_marks(ax)
+        assert len(marks) == 1 and list(marks[0].get_xdata()) == [3.0]  # one ×, at the first bad update
+        notes = [t.get_text() for t in ax.texts]
+        assert notes == ["diverged at update 3 (5 of 12 updates non-finite)"]
+        # the measured line breaks at non-finite updates instead of joining across them
+        y = np.asarray(ax.lines[0].get_ydata(), dtype=float)
+        assert np.isnan(y[run["skipped"].to_numpy()]).all() and np.isfinite(y[:2]).all()
+        plt.close(ax.figure)
+
+
+def test_a_run_that_never_diverged_has_no_mark():
+    import matplotlib.pyplot as plt
+
+    run = diverging_run(first_bad=99, updates=12)
+    assert ptraining.divergence(run) == (None, 0, 12)
+    with figure_style():
+        ax = ptraining.plot_grad_norm(run)
+        assert not diverged_marks(ax) and not ax.texts
+        plt.close(ax.figure)
+
+
+def test_the_clipping_figure_marks_the_diverged_showcase_run_once_per_panel(results, tmp_path):
+    """Whatever the data, (a) and (b) carry at most one × per run (not one per non-finite update)."""
+    import matplotlib.pyplot as plt
+
+    from gradlab.plots.figures import load_figure_tables, training
+
+    folder = tmp_path / "clipping"
+    shutil.copytree(results["clipping"], folder)
+    csv = folder / "training.csv"
+    table = pd.read_csv(csv)
+    # make every unclipped run blow up from its third update on
+    blow = (table["clipping"] == "none") & (table["step"] >= 3)
+    table.loc[blow, ["loss", "grad_norm"]] = [np.inf, np.nan]
+    table.loc[blow, "skipped"] = True
+    table.to_csv(csv, index=False)
+    with figure_style():
+        fig = training(load_figure_tables("clipping", folder))
+        ax_loss, ax_grad = fig.axes[:2]
+        for ax in (ax_loss, ax_grad):
+            marks = diverged_marks(ax)
+            assert len(marks) == 1 and len(marks[0].get_xdata()) == 1 and marks[0].get_xdata()[0] == 3
+            assert any(t.get_text().startswith("diverged at update 3") for t in ax.texts)
+        plt.close(fig)
+
+
+def test_settings_that_coincide_are_said_to_and_stay_visible():
+    import matplotlib.pyplot as plt
+
+    same = pd.DataFrame({"setting": np.repeat(["none", "norm τ=1", "value c=1"], 2), "radius": [1.0, 2.0] * 3,
+                         "metric": [0.165, 0.166, 0.1652, 0.1661, 0.1649, 0.1660]})
+    same = same.assign(lo=same["metric"], hi=same["metric"])
+    apart = same.assign(metric=same["metric"] * np.array([1, 1, 1, 1.5, 1, 1]))
+    assert ptraining.coinciding(same) and not ptraining.coinciding(apart)
+    assert not ptraining.coinciding(same[same["setting"] == "none"])  # one setting: nothing to coincide with
+    with figure_style():
+        ax = ptraining.plot_final_metric(same)
+        assert [t.get_text() for t in ax.texts] == ["all 3 settings coincide (within 2%)"]
+        lines = [line for line in ax.lines if line.get_label() in set(same["setting"])]
+        shapes = [(line.get_marker(), line.get_markersize()) for line in lines]
+        assert len(set(m for m, _ in shapes)) == 3                     # a shape per setting
+        sizes = [s for _, s in shapes]
+        assert sizes == sorted(sizes, reverse=True) and len(set(sizes)) == 3  # later ones smaller: all visible
+        plt.close(ax.figure)
+        ax = ptraining.plot_final_metric(apart)
+        assert not ax.texts
+        plt.close(ax.figure)
+
+
+def test_log10_axis_over_half_a_decade_still_labels_more_than_one_tick():
+    import matplotlib.pyplot as plt
+
+    with figure_style():
+        fig, ax = plt.subplots()
+        ax.set_ylim(np.log10(0.11), np.log10(0.45))  # 1, 2, 5 × 10^n would label 0.2 alone
+        log10_axis(ax)
+        fig.canvas.draw()
+        labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+        plt.close(fig)
+    assert labels == ["0.2", "0.3", "0.4"]

@@ -31,7 +31,7 @@ from .norms import data_limits, plot_growth_rates, plot_norm_heatmap, plot_norms
 from .spectrum import plot_eigenvalues, plot_singular_values
 from .style import (BOUND, COLUMN_WIDTH, MEASURED, RATE, TEXT_WIDTH, category_colors, figure_style, log10_axis,
                     log_axis, panel_label, parse_formats, save_figure, sequential_colors)
-from .training import CHANCE, plot_final_metric, plot_grad_norm, plot_loss
+from .training import CHANCE, DIVERGED, nonfinite_updates, plot_final_metric, plot_grad_norm, plot_loss, setting_markers
 from .truncation import plot_truncation_error
 
 Tables = dict[str, pd.DataFrame]
@@ -243,11 +243,12 @@ def typical_range(log_values: pd.Series, rows: pd.DataFrame, pad: float = 0.5) -
     """Y-limits (log10) that runs which blew up do not set.
 
     From the 1st to the 99th percentile of the finite ``log_values`` of each
-    run (``run_id``) that never had a skipped (non-finite) update, widest over
-    those runs, padded by ``pad`` decades below and 3 × ``pad`` above; every
-    run counts when all of them blew up.
+    run (``run_id``) that never had a non-finite update
+    (:func:`gradlab.plots.training.nonfinite_updates`), widest over those
+    runs, padded by ``pad`` decades below and 3 × ``pad`` above (room for the
+    divergence note); every run counts when all of them blew up.
     """
-    blew_up = rows.groupby("run_id")["skipped"].transform(lambda v: v.astype(bool).any())
+    blew_up = nonfinite_updates(rows).groupby(rows["run_id"]).transform("any")
     keep = np.isfinite(log_values) & (~blew_up if not blew_up.all() else True)
     per_run = log_values[keep].groupby(rows.loc[keep, "run_id"])
     return float(per_run.quantile(0.01).min()) - pad, float(per_run.quantile(0.99).max()) + 3 * pad
@@ -270,6 +271,7 @@ def training(tables: Tables) -> plt.Figure:
 
     activations = data.ordered(final["activation"])
     fig = plt.figure(figsize=(TEXT_WIDTH, 4.6))
+    fig.get_layout_engine().set(wspace=0.05)  # room between (a)'s last tick label and (b)'s y label
     grid = fig.add_gridspec(2, 2 * len(activations))
     half = len(activations)
     ax_loss, ax_grad = fig.add_subplot(grid[0, :half]), fig.add_subplot(grid[0, half:])
@@ -281,7 +283,7 @@ def training(tables: Tables) -> plt.Figure:
         plot_loss(run, ax=ax_loss, color=color_of[s], label=s, chance=chance if metric_name == "mse" else None)
         plot_grad_norm(run, ax=ax_grad, color=color_of[s], threshold=run["tau"].iloc[0])
     # A run that blows up reaches 10^100 in a few updates; the axes show what the other runs reach
-    # (the blown-up curve leaves through the top, its non-finite updates are marked ×).
+    # (the blown-up curve leaves through the top; its first non-finite update is marked × and noted).
     ax_loss.set_ylim(*(10.0 ** np.array(typical_range(np.log10(shown["loss"].where(shown["loss"] > 0)), shown))))
     ax_grad.set_ylim(*typical_range(np.log10(shown["grad_norm"].where(shown["grad_norm"] > 0)), shown))
     log_axis(ax_loss, "y")
@@ -289,9 +291,11 @@ def training(tables: Tables) -> plt.Figure:
     context = rf"{activation}, $\rho = {radius:g}$" + (f", seed {seed}" if seed is not None else "")
     ax_loss.set_title(context, loc="right")
     ax_grad.set_title(context, loc="right")
+    marker_of = setting_markers(settings)
     for i, (ax, act) in enumerate(zip(finals, activations)):
         plot_final_metric(final[final["activation"] == act], ax=ax, color_of=color_of, chance=chance,
-                          log=metric_name == "mse", metric_label=f"final {metric_name.replace('_', ' ')} (held out)")
+                          log=metric_name == "mse", marker_of=marker_of,
+                          metric_label=f"final {METRIC_NAMES.get(metric_name, metric_name.replace('_', ' '))} (held out)")
         ax.set_title(activation_title(act), loc="right")
         if i:
             ax.set_ylabel("")
@@ -303,15 +307,18 @@ def training(tables: Tables) -> plt.Figure:
             log_axis(ax, "y")
     for ax, letter in zip([ax_loss, ax_grad, *finals], "abcdefgh"):
         panel_label(ax, letter)
-    handles = [Line2D([], [], color=color_of[s], label=f"clipping: {s}") for s in settings]
+    handles = [Line2D([], [], color=color_of[s], marker=marker_of[s][0], markersize=marker_of[s][1],
+                      markeredgewidth=0, label=f"clipping: {s}") for s in settings]
     handles += [Line2D([], [], color="black", marker="o", markersize=1.8, linestyle="none", label="clipped update"),
-                Line2D([], [], color="black", marker="x", markersize=3.5, linestyle="none",
-                       label="non-finite (diverged)"),
+                Line2D([], [], color="black", label="diverged (non-finite)", **DIVERGED),
                 Line2D([], [], color="black", label=r"threshold $\tau$", **RATE)]
     if chance is not None:
         handles.append(Line2D([], [], label=f"chance ({chance:.3g})", **CHANCE))
     fig.legend(handles=handles, loc="outside upper center", ncols=4, columnspacing=0.9, handlelength=1.6)
     return fig
+
+
+METRIC_NAMES = {"mse": "MSE", "error_rate": "error rate"}  # gradlab.tasks metric names as axis text
 
 
 def task_chance(evaluation: pd.DataFrame) -> tuple[float | None, str]:

@@ -78,8 +78,10 @@ def log_ticks(lo: float, hi: float):
     """Tick positions (log10 units) and labels for a log axis spanning 10^lo … 10^hi.
 
     Over less than two decades: 1, 2, 5 × 10^n written as plain numbers
-    (minor ticks at the other digits); otherwise whole powers 10^n at a
-    nice step, with minor ticks at 2…9 × 10^n when the step is one decade.
+    (minor ticks at the other digits), or 1, 2, 3, 5 or every digit when that
+    gives fewer than three labels (half a decade would otherwise show one);
+    otherwise whole powers 10^n at a nice step, with minor ticks at
+    2…9 × 10^n when the step is one decade.
 
     Returns
     -------
@@ -88,8 +90,13 @@ def log_ticks(lo: float, hi: float):
     """
     decades = range(int(np.floor(lo)), int(np.ceil(hi)) + 1)
     if hi - lo < 2:
-        major = [v for n in decades for m in (1, 2, 5) if lo <= (v := n + np.log10(m)) <= hi]
-        minor = [v for n in decades for m in (3, 4, 6, 7, 8, 9) if lo <= (v := n + np.log10(m)) <= hi]
+        def ticks(digits):
+            return [v for n in decades for m in digits if lo <= (v := n + np.log10(m)) <= hi]
+
+        choices = ((1, 2, 5), (1, 2, 3, 5), tuple(range(1, 10)))
+        labelled = next((c for c in choices if len(ticks(c)) >= 3), choices[-1])
+        major = ticks(labelled)
+        minor = ticks(tuple(m for m in range(1, 10) if m not in labelled))
         return major, minor, lambda v: f"{10 ** v:.3g}"
     major = ticker.MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10], integer=True).tick_values(lo, hi)
     major = [v for v in major if lo <= v <= hi]
