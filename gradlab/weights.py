@@ -7,6 +7,8 @@ network trained elsewhere can be analysed::
 
 A whole model's state dict works too when the RNN sits under one module
 prefix (``rnn.weight_hh_l0``); its read-out is used when named ``fc``.
+A stacked (``*_l1``, …) or bidirectional (``*_reverse``) network is refused:
+gradlab analyses one layer in one direction.
 
 =================  =======  ==========================================
 key                shape    meaning
@@ -21,6 +23,7 @@ key                shape    meaning
 """
 from __future__ import annotations
 
+import re
 import zipfile
 from pathlib import Path
 
@@ -89,7 +92,30 @@ def read_npz(path, required=REQUIRED) -> dict[str, np.ndarray]:
     missing = [k for k in required if k not in arrays]
     if missing:
         raise GradlabError(f"weights file {str(path)!r} lacks {', '.join(missing)} (has: {', '.join(sorted(arrays)) or 'nothing'})")
+    check_one_layer(arrays, path)
     return arrays
+
+
+_LAYER_KEY = re.compile(r"^(?:weight|bias)_(?:ih|hh|hr)_l(\d+)(_reverse)?$")
+
+
+def check_one_layer(arrays: dict, path) -> None:
+    """Refuse the state dict of a stacked (``num_layers > 1``) or bidirectional network.
+
+    PyTorch names layer L's arrays ``*_l{L}`` and the backward direction's
+    ``*_l{L}_reverse``. gradlab analyses one layer in one direction; reading
+    only the ``*_l0`` arrays of a deeper network would measure the Jacobians
+    of a different network than the one that was trained.
+    """
+    extra = sorted(k for k in arrays if (m := _LAYER_KEY.match(k)) and (m.group(1) != "0" or m.group(2)))
+    if not extra:
+        return
+    layers = 1 + max(int(_LAYER_KEY.match(k).group(1)) for k in extra)
+    kind = ", ".join(filter(None, (f"{layers}-layer" if layers > 1 else "",
+                                   "bidirectional" if any(k.endswith("_reverse") for k in extra) else "")))
+    shown = ", ".join(extra[:4]) + (", …" if len(extra) > 4 else "")
+    raise GradlabError(f"weights file {str(path)!r} holds a {kind} network ({shown}); gradlab analyses one "
+                       f"layer in one direction: save only the *_l0 arrays (and fc.*) to analyse its first layer")
 
 
 def strip_module_prefix(arrays: dict, required) -> dict:

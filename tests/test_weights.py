@@ -146,3 +146,43 @@ def test_two_rnn_prefixes_are_ambiguous_and_refused(tmp_path):
                                        for k, v in (("weight_ih_l0", p.W_xh), ("weight_hh_l0", p.W_hh))})
     with pytest.raises(gl.GradlabError, match=r"lacks weight_ih_l0, weight_hh_l0"):
         gl.load_weights(tmp_path / "two.npz")
+
+
+@pytest.mark.parametrize("extra, what", [
+    ({"weight_ih_l1": np.zeros((4, 4)), "weight_hh_l1": np.zeros((4, 4)), "bias_ih_l1": np.zeros(4)},
+     r"2-layer"),
+    ({"weight_ih_l0_reverse": np.zeros((4, 3)), "weight_hh_l0_reverse": np.zeros((4, 4))}, r"bidirectional"),
+])
+@pytest.mark.parametrize("prefix", ["", "model.rnn."])
+def test_a_deeper_or_bidirectional_network_is_refused_not_cut_to_its_first_layer(tmp_path, extra, what, prefix):
+    """nn.RNN(num_layers=2) or (bidirectional=True) dumps *_l1 / *_reverse arrays beside the *_l0 ones.
+
+    Analysing only layer 0, forwards, would measure a different network's
+    Jacobians without a word; the file is refused with one line naming the keys.
+    """
+    arrays = {prefix + k: v for k, v in {**torch_named(params(), **{"fc.weight": None, "fc.bias": None}),
+                                         **extra}.items()}
+    np.savez(tmp_path / "deep.npz", **arrays)
+    with pytest.raises(gl.GradlabError, match=what) as info:
+        gl.load_weights(tmp_path / "deep.npz")
+    message = str(info.value)
+    assert "deep.npz" in message and sorted(extra)[0] in message and "\n" not in message
+    # the same for an LSTM's state dict
+    G = 4
+    lstm = {"weight_ih_l0": np.zeros((G * 4, 3)), "weight_hh_l0": np.zeros((G * 4, 4))}
+    lstm.update({k: np.zeros((G * 4,) + v.shape[1:]) for k, v in extra.items()})
+    np.savez(tmp_path / "deep_lstm.npz", **{prefix + k: v for k, v in lstm.items()})
+    with pytest.raises(gl.GradlabError, match=what):
+        gl.load_gated_weights(tmp_path / "deep_lstm.npz", "lstm")
+
+
+@pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU"])
+def test_real_two_layer_and_bidirectional_torch_state_dicts_are_refused(torch, tmp_path, kind):
+    for kwargs, what in (({"num_layers": 2}, "2-layer"), ({"bidirectional": True}, "bidirectional")):
+        module = getattr(torch.nn, kind)(3, 4, **kwargs)
+        np.savez(tmp_path / "m.npz", **{k: v.detach().numpy() for k, v in module.state_dict().items()})
+        with pytest.raises(gl.GradlabError, match=what):
+            if kind == "RNN":
+                gl.load_weights(tmp_path / "m.npz")
+            else:
+                gl.load_gated_weights(tmp_path / "m.npz", kind.lower())
