@@ -26,6 +26,15 @@ h_{t−1} = o_{t−1} ⊙ tanh(C_{t−1}) as a function of C_{t−1} (o_{t−1} 
 
 (k_0 = 0: the initial h_0 is given, not computed from C_0.) Both are available
 through :func:`cell_state_trace`, so their products can be set side by side.
+
+A full factor is the exact derivative of C_t with respect to C_{t−1}. Their
+product over several steps, as the seed derivation takes it ("multiply the
+equation above k times"), is *not* exactly ∂C_t/∂C_k: the output gate o_j of
+each step k < j < t depends on h_{j−1}, which a change in C_k has moved, and
+that path is left out. The product is exact when W_ho = 0 and otherwise the
+seed's approximation (tests/test_gated.py compares both with autograd of the
+unrolled LSTM). The exact ∂C_t/∂C_k is the C-rows of the full-state product
+J_t ⋯ J_{k+1} times the 2n × n matrix [diag(k_k); I] (h_k = o_k ⊙ tanh(C_k) moves with C_k).
 """
 from __future__ import annotations
 
@@ -151,7 +160,10 @@ class CellStateTrace(GatedTrace):
     ``which="full"`` uses ∂C_t/∂C_{t−1} = diag(f_t) + M_t diag(k_{t−1}) (the
     seed derivation's four terms); ``which="forget"`` the approximation
     diag(f_t). Feed it to :func:`gradlab.jacobian_norms` to get
-    ‖∏ ∂C_t/∂C_{t−1}‖ against lag under either formula.
+    ‖∏ ∂C_t/∂C_{t−1}‖ against lag under either formula. The ``"full"``
+    product equals ‖∂C_t/∂C_k‖ at lag 1 (and at every lag when W_ho = 0);
+    at longer lags it leaves out the path through the output gates (see the
+    module docstring).
     """
 
     lstm: LSTMTrace

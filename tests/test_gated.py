@@ -246,3 +246,61 @@ def test_save_and_load_round_trip_and_bad_shapes(cell, tmp_path):
 def test_gated_cells_refuse_another_activation():
     with pytest.raises(gl.GradlabError, match="activation 'relu'"):
         gl.RunConfig(cell="gru", activation="relu")
+
+
+@pytest.mark.parametrize("output_gate_reads_h", [False, True])
+def test_cell_state_products_against_the_total_derivative_of_the_unrolled_lstm(torch, output_gate_reads_h):
+    """‖∏ ∂C_j/∂C_{j−1}‖ (the seed's four-term factors, multiplied) against autograd of C_t with respect to C_k.
+
+    The total derivative perturbs C_k and recomputes everything downstream of
+    it with a real ``nn.LSTMCell``: h_k = o_k ⊙ tanh(C_k) (o_k was computed
+    from h_{k−1}), then steps k + 1 … t. At lag 1 the four-term factor is that
+    derivative exactly. At longer lags the product drops one path: o_j for
+    k < j < t depends on h_{j−1}, which C_k has moved. With W_ho = 0 there is
+    no such path and the product is exact for every pair; otherwise it is the
+    seed's approximation, off by a few per cent here.
+    """
+    rng = np.random.default_rng(10)
+    p = gl.init_gated_params("lstm", N, D, radius=1.5, rng=rng)
+    p = p.replace(b_ih=0.5 * rng.standard_normal(4 * N))
+    if not output_gate_reads_h:
+        W_hh = p.W_hh.copy()
+        W_hh[3 * N:] = 0.0
+        p = p.replace(W_hh=W_hh)
+    x = rng.standard_normal((1, T, D))
+    tr = gl.forward_lstm(p, x)
+    full = gl.jacobian_norms(gl.cell_state_trace(tr, "full"), "all", method="svd")
+    forget = gl.jacobian_norms(gl.cell_state_trace(tr, "forget"), "all", method="svd")
+
+    cell = torch.nn.LSTMCell(D, N, dtype=torch.float64)
+    cell.load_state_dict({"weight_ih": torch.tensor(p.W_ih), "weight_hh": torch.tensor(p.W_hh),
+                          "bias_ih": torch.tensor(p.b_ih), "bias_hh": torch.tensor(p.b_hh)})
+    X = torch.tensor(x[0])
+    with torch.no_grad():
+        h, c = torch.zeros(1, N, dtype=torch.float64), torch.zeros(1, N, dtype=torch.float64)
+        Cs, Os = [c], [None]
+        for t in range(T):
+            z = X[t:t + 1] @ cell.weight_ih.T + cell.bias_ih + cell.bias_hh + h @ cell.weight_hh.T
+            Os.append(torch.sigmoid(z[:, 3 * N:]))
+            h, c = cell(X[t:t + 1], (h, c))
+            Cs.append(c)
+    np.testing.assert_allclose(torch.cat(Cs).numpy(), tr.c[0], rtol=1e-12, atol=1e-14)
+
+    off_at_long_lags = []
+    for i, (t, k) in enumerate(zip(full.t, full.k)):
+        def C_t(C_k, t=t, k=k):
+            h = torch.zeros(1, N, dtype=torch.float64) if k == 0 else Os[k] * torch.tanh(C_k[None])  # h_0 is given
+            c = C_k[None]
+            for j in range(k + 1, t + 1):
+                h, c = cell(X[j - 1:j], (h, c))
+            return c[0]
+        exact = np.linalg.norm(torch.autograd.functional.jacobian(C_t, Cs[k][0].clone()).numpy(), 2)
+        rel_full = abs(np.exp(full.log_norm[0, i]) / exact - 1)
+        if k > 0:      # from C_0 (h_0 given) the first factor is diag(f_1); past it diag(f) alone is wrong
+            assert abs(np.exp(forget.log_norm[0, i]) / exact - 1) > 1e-3, (t, k)
+        if t - k == 1 or not output_gate_reads_h:
+            assert rel_full < 1e-10, (t, k, rel_full)
+        else:
+            off_at_long_lags.append(rel_full)
+    if output_gate_reads_h:
+        assert 1e-3 < max(off_at_long_lags) < 0.2
