@@ -89,3 +89,25 @@ def test_bad_thresholds_are_refused(name, threshold):
 def test_unknown_clipping_name_is_refused():
     with pytest.raises(GradlabError, match="'clamp'"):
         get_clipping("clamp", 1.0)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_norm_and_value_clipping_match_torchs_clip_grad_functions(torch, seed):
+    """An independent implementation: torch.nn.utils.clip_grad_norm_ / clip_grad_value_ on the same gradients.
+
+    torch divides by ‖g‖ + 1e-6, so its clipped gradients differ from τ g/‖g‖ by ~1e-6/‖g‖ relative.
+    """
+    rng = np.random.default_rng(seed)
+    g = random_grads(seed, scale=10 ** rng.uniform(-1, 2))
+    tau = float(10 ** rng.uniform(-1, 1))
+    for clip, torch_clip in ((clip_by_global_norm(tau), lambda ps: torch.nn.utils.clip_grad_norm_(ps, tau)),
+                             (clip_by_value(0.3), lambda ps: torch.nn.utils.clip_grad_value_(ps, 0.3))):
+        params = [torch.zeros(v.shape, dtype=torch.float64, requires_grad=True) for v in g.values()]
+        for p, v in zip(params, g.values()):
+            p.grad = torch.tensor(v)
+        total = torch_clip(params)
+        if total is not None:
+            assert float(total) == pytest.approx(global_norm(g), rel=1e-13)
+        ours = clip(g)
+        for p, k in zip(params, g):
+            np.testing.assert_allclose(ours[k], p.grad.numpy(), rtol=1e-5 / global_norm(g), atol=0)

@@ -58,8 +58,25 @@ def test_transitions():
     assert gl.critical_gain("tanh") == pytest.approx(1.0, abs=1e-6)
     assert gl.critical_gain("relu") == pytest.approx(np.sqrt(2), abs=1e-10)
     gc = gl.critical_gain("sigmoid")
-    assert 8 < gc < 12
     assert chi1(fixed_point_variance(gc, "sigmoid"), gc, "sigmoid") == pytest.approx(1.0, abs=1e-10)
+    assert gc == pytest.approx(independent_sigmoid_transition(), rel=1e-8)
+
+
+def independent_sigmoid_transition():
+    """g_c of sigmoid without gradlab's quadrature, fixed-point search or critical_gain.
+
+    q*(g) is the one root of g² E[σ(√q z)²] − q (E[σ²] rises from ¼ to ½, so
+    the root lies in [g²/4, g²/2]); χ₁ = g² E[σ'(√q* z)²]; g_c solves χ₁ = 1.
+    Expectations by scipy.integrate.quad.
+    """
+    from scipy.optimize import brentq
+    from scipy.special import expit
+
+    def chi(g):
+        q = brentq(lambda q: g * g * quad_expectation(lambda a: expit(a) ** 2, q) - q, g * g / 4, g * g / 2,
+                   xtol=1e-14, rtol=1e-14)
+        return g * g * quad_expectation(lambda a: (expit(a) * (1 - expit(a))) ** 2, q)
+    return brentq(lambda g: chi(g) - 1, 5.0, 20.0, xtol=1e-12, rtol=1e-12)
 
 
 def test_sigmoid_variance_includes_the_mean_of_h():

@@ -82,6 +82,29 @@ def test_embedded_reber_strings_belong_to_the_grammar_and_the_legal_sets_hold():
         assert not EMBEDDED.fullmatch(wrong)              # the regex does check the long-range symbol
 
 
+# Reber's inner grammar as its state graph (Hochreiter & Schmidhuber 1997, fig. 3), by symbol letter.
+REBER_GRAPH = {0: {"T": 1, "P": 2}, 1: {"S": 1, "X": 3}, 2: {"T": 2, "V": 4}, 3: {"X": 2, "S": 5},
+               4: {"P": 3, "V": 5}, 5: {"E": None}}
+
+
+def grammar_successors(text):
+    """Every symbol the embedded grammar allows after each symbol of ``text``, walked on REBER_GRAPH."""
+    sets, state = [{"T", "P"}, {"B"}], 0               # after the outer B; after c comes the inner B
+    for symbol in text[3:-2]:                          # the inner string after its B, up to its E
+        sets.append(set(REBER_GRAPH[state]))
+        state = REBER_GRAPH[state][symbol]
+    return sets + [{text[1]}, {"E"}, {"B"}]            # after the inner E: c again; then E; then a new string
+
+
+def test_reber_legal_sets_are_exactly_the_grammars_successors():
+    """Not just sound (every next symbol legal) but exact: a too-generous set would flatter the error metric."""
+    rng = np.random.default_rng(8)
+    for _ in range(500):
+        symbols, legal = embedded_reber_string(rng)
+        text = "".join(REBER_SYMBOLS[s] for s in symbols)
+        assert [{REBER_SYMBOLS[s] for s in allowed} for allowed in legal] == grammar_successors(text), text
+
+
 def test_reber_stream_targets_are_the_next_symbols_and_always_legal():
     b = get_task("reber").batch(20, 60, np.random.default_rng(6))
     assert np.array_equal(b.y[:, :-1], b.x[:, 1:])
