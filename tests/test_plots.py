@@ -590,3 +590,49 @@ def test_log10_axis_over_half_a_decade_still_labels_more_than_one_tick():
         labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
         plt.close(fig)
     assert labels == ["0.2", "0.3", "0.4"]
+
+
+def test_label_exit_names_a_line_where_it_leaves_the_axes():
+    import matplotlib.pyplot as plt
+
+    with figure_style():
+        fig, ax = plt.subplots()
+        ax.set_ylim(0.0, 1.0)
+        x = np.arange(6.0)
+        assert pnorms.label_exit(ax, x, 0.25 * x, "bound") == pytest.approx(4.0)  # 0.25 x = 1 at x = 4
+        assert pnorms.label_exit(ax, x, 0.1 * x, "inside") is None
+        assert [t.get_text() for t in ax.texts] == ["bound"]
+        plt.close(fig)
+
+
+def test_transient_growth_shows_the_rate_on_the_orthogonal_curve_and_names_the_gaussian_bound(results):
+    """The orthogonal ratio is 1 exactly: drawn wide and pale under the dotted ρ^(t−k), and said in words;
+    the Gaussian bound, which leaves the axes after a few steps, is labelled where it leaves."""
+    import matplotlib.pyplot as plt
+
+    from gradlab.plots.figures import load_figure_tables, transient_growth
+    from gradlab.plots.style import COINCIDENT
+
+    with figure_style():
+        fig = transient_growth(load_figure_tables("transient-growth", results["transient"]))
+        ax_abs, ax_ratio = fig.axes[:2]
+        for ax in (ax_abs, ax_ratio):
+            orthogonal = [line for line in ax.lines if line.get_label().startswith("orthogonal")]
+            assert len(orthogonal) == 1 and orthogonal[0].get_linewidth() == COINCIDENT["linewidth"]
+            dotted = [line for line in ax.lines if line.get_gid() == "rate"]
+            assert len(dotted) == 1 and dotted[0].get_zorder() > orthogonal[0].get_zorder()
+            # ρ^(t−k) is where the orthogonal curve is
+            np.testing.assert_allclose(np.interp(orthogonal[0].get_xdata(), dotted[0].get_xdata(),
+                                                 np.asarray(dotted[0].get_ydata(), float)),
+                                       orthogonal[0].get_ydata(), atol=1e-9)
+            dashed = [line for line in ax.lines if line.get_gid() == "bound"]
+            assert len(dashed) == 1  # the Gaussian's bound; the orthogonal one is the same line as its data
+            texts = [t.get_text() for t in ax.texts]
+            assert any(t.startswith("bound") for t in texts)
+        assert "orthogonal: ratio 1 at every lag" in [t.get_text() for t in ax_ratio.texts]
+        assert "bound" in fig.legends[0].get_texts()[1].get_text()  # the orthogonal entry says it is its bound
+        # the n → ∞ law is inside the ratio panel over every lag drawn
+        top = ax_ratio.get_ylim()[1]
+        lags = np.arange(1, int(ax_ratio.get_xlim()[1]) + 1)
+        assert pdata.ginibre_power_norm(lags).max() <= top
+        plt.close(fig)

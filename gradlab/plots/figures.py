@@ -27,9 +27,10 @@ from ..activations import get_activation
 from ..errors import GradlabError, check_choice
 from ..schema import require_columns
 from . import data
-from .norms import data_limits, plot_growth_rates, plot_norm_heatmap, plot_norms_vs_lag, plot_transient_growth
+from .norms import (coincides, data_limits, label_exit, plot_growth_rates, plot_norm_heatmap, plot_norms_vs_lag,
+                    plot_transient_growth)
 from .spectrum import plot_eigenvalues, plot_singular_values
-from .style import (BOUND, COLUMN_WIDTH, MEASURED, RATE, TEXT_WIDTH, category_colors, figure_style, log10_axis,
+from .style import (BOUND, COLUMN_WIDTH, MEASURED, ON_TOP, RATE, TEXT_WIDTH, category_colors, figure_style, log10_axis,
                     log_axis, panel_label, parse_formats, save_figure, sequential_colors)
 from .training import CHANCE, DIVERGED, nonfinite_updates, plot_final_metric, plot_grad_norm, plot_loss, setting_markers
 from .truncation import plot_truncation_error
@@ -369,19 +370,48 @@ def transient_growth(tables: Tables) -> plt.Figure:
     curves = curves[curves["radius"] == radius]
     inits = list(dict.fromkeys(curves["init"]))
     color_of = category_colors(inits)
-    labels = {init: INIT_LABELS.get(init, init) for init in inits}
-    fig, (ax_abs, ax_ratio) = plt.subplots(1, 2, figsize=(TEXT_WIDTH, 2.6))
-    plot_norms_vs_lag(curves, ax=ax_abs, by="init", color_of=color_of, labels=labels)
-    handles, _ = ax_abs.get_legend_handles_labels()
-    ax_abs.legend(handles=handles + theory_handles(), loc="lower left")
-    plot_transient_growth(curves, ax=ax_ratio, color_of=color_of, labels=labels)
+    by_init = {init: curves[curves["init"] == init].sort_values("lag") for init in inits}
+    # A normal W_hh (orthogonal) follows ρ^(t−k) exactly, and its bound is the same line (σ_max = ρ):
+    # it is drawn wide and pale under the ρ-rate, and its legend entry says so.
+    on_rate = [i for i, c in by_init.items() if coincides(c["log10_norm"], c["log10_rate"])]
+    labels = {i: INIT_LABELS.get(i, i) for i in inits}
+    labels.update({i: labels[i] + r" $=$ bound $= \rho^{t-k}$" for i in on_rate
+                   if coincides(by_init[i]["log10_bound"], by_init[i]["log10_norm"])})
+    fig, (ax_abs, ax_ratio) = plt.subplots(1, 2, figsize=(TEXT_WIDTH, 2.9))
+
+    # (a) the norms, each against its bound; ρ^(t−k) in black on top (the same line for inits of one ρ)
+    plot_norms_vs_lag(curves, ax=ax_abs, by="init", color_of=color_of, labels=labels, bound=False, rate=False,
+                      wide=on_rate)
+    bounds = [(c["lag"], c["log10_bound"], color_of[i]) for i, c in by_init.items()
+              if not coincides(c["log10_bound"], c["log10_norm"])]
+    for lag, bound, color in bounds:
+        ax_abs.plot(lag, bound, color=color, gid="bound", **BOUND)
+    drawn: list[np.ndarray] = []
+    for c in by_init.values():
+        rate = c["log10_rate"].to_numpy()
+        if not any(len(d) == len(rate) and coincides(d, rate) for d in drawn):
+            ax_abs.plot(c["lag"], rate, gid="rate", **{**RATE, **ON_TOP})
+            drawn.append(rate)
+    lo, hi = ax_abs.get_ylim()
+    ax_abs.set_ylim(lo, hi + 0.12 * (hi - lo))  # room for the bound's label where it leaves the axes
+    log10_axis(ax_abs, "y")
+    for lag, bound, color in bounds:
+        factor = 10 ** float(np.mean(bound / lag))  # σ_max γ_h, from lag · log10(σ_max γ_h)
+        label_exit(ax_abs, lag, bound, r"bound $(\sigma_{\max}\gamma_h)^{t-k} = " + f"{factor:.2f}" + "^{t-k}$",
+                   color)
+    # (b) the ratio to ρ^(t−k), with the n → ∞ law of a Gaussian matrix over the whole range of lags
+    # (drawn when there is a Gaussian W_hh)
     lag = np.arange(0, curves["lag"].max() + 1)
-    ax_ratio.plot(lag, data.ginibre_power_norm(lag), color="black", linewidth=0.7, linestyle="-.",
-                  label=r"Gaussian, $n\to\infty$: $\sqrt{(k+1)^{k+1}/k^{k}}$")
-    handles, _ = ax_ratio.get_legend_handles_labels()
-    handles.append(Line2D([], [], color="black", label=r"bound $(\sigma_{\max}/\rho)^{t-k}$", **BOUND))
-    ax_ratio.legend(handles=handles[len(inits):], loc="center right")
-    ax_ratio.set_ylim(top=ax_ratio.get_ylim()[1])
+    ginibre = data.ginibre_power_norm(lag) if "gaussian" in inits else np.array([])
+    plot_transient_growth(curves, ax=ax_ratio, color_of=color_of, labels=labels,
+                          include=ginibre[lag[:ginibre.size] >= curves["lag"].min()])
+    theory = theory_handles()[1:]
+    if ginibre.size:
+        theory += ax_ratio.plot(lag, ginibre, color="black", linewidth=0.7, linestyle="-.",
+                                label=r"Gaussian $W_{hh}$, $n\to\infty$: $\sqrt{(k+1)^{k+1}/k^{k}}$")
+    # One legend for both panels, above them: inside, it would cover the data of (a), which fill its diagonal.
+    measured, _ = ax_abs.get_legend_handles_labels()
+    fig.legend(handles=measured + theory, loc="outside upper center", ncols=3, columnspacing=1.2)
     first = norms.iloc[0]
     context = ", ".join(p for p in (f"{first['activation']} " + r"$\varphi$" if "activation" in norms else "",
                                     f"$n = {first['hidden']}$" if "hidden" in norms else "",

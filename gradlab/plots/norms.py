@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 from matplotlib import colors
 
-from .style import (BOUND, LAG_LABEL, MEASURED, NORM_LABEL, RADIUS_LABEL, RATE, REFERENCE, category_colors, get_ax,
-                    log10_axis, sequential_colors)
+from .style import (BOUND, COINCIDE_TOL, COINCIDENT, LAG_LABEL, MEASURED, NORM_LABEL, ON_TOP, RADIUS_LABEL, RATE,
+                    REFERENCE, category_colors, get_ax, log10_axis, sequential_colors)
 
 
 def data_limits(*columns, pad: float = 0.06, include=()) -> tuple[float, float]:
@@ -27,8 +27,33 @@ def data_limits(*columns, pad: float = 0.06, include=()) -> tuple[float, float]:
     return lo - margin, hi + margin
 
 
+def coincides(a, b, tol: float = COINCIDE_TOL) -> bool:
+    """Whether two log10 curves on the same lags are one line at print size (max |a − b| ≤ ``tol``)."""
+    d = np.abs(np.asarray(a, dtype=float) - np.asarray(b, dtype=float))
+    return bool(d.size) and bool(np.nanmax(d) <= tol)
+
+
+def label_exit(ax, x, y, text: str, color="black") -> float | None:
+    """Write ``text`` where the curve (x, y) leaves through the top of ``ax``; call once the limits are set.
+
+    A theory line that grows much faster than the data (the bound of a
+    non-normal W_hh) leaves the axes after a few steps; the label says what
+    it was. Returns the x where it leaves, or None if it stays inside.
+    """
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    top = ax.get_ylim()[1]
+    above = np.nonzero(y > top)[0]
+    if not above.size:
+        return None
+    i = above[0]
+    x_out = x[i] if i == 0 else np.interp(top, [y[i - 1], y[i]], [x[i - 1], x[i]])
+    ax.annotate(text, (x_out, top), xytext=(3, -3), textcoords="offset points", ha="left", va="top",
+                fontsize=6.5, color=color)
+    return float(x_out)
+
+
 def plot_norms_vs_lag(curves, ax=None, by: str = "radius", color_of=None, labels=None, bound: bool = True,
-                      rate: bool = True, spread: bool = True):
+                      rate: bool = True, spread: bool = True, wide=()):
     """‖∂h_t/∂h_k‖₂ against lag, one curve per initial spectral radius, with the bound and ρ-rate.
 
     Parameters
@@ -48,6 +73,9 @@ def plot_norms_vs_lag(curves, ax=None, by: str = "radius", color_of=None, labels
     bound, rate, spread : bool
         Draw the bound (σ_max γ_h)^(t−k) dashed, the rate ρ^(t−k) dotted, and
         the band between the smallest and largest per-seed mean.
+    wide : collection of values of ``by``
+        Curves drawn wide and pale (:data:`gradlab.plots.style.COINCIDENT`),
+        for a theory line the caller draws on top of them.
 
     Returns
     -------
@@ -68,7 +96,8 @@ def plot_norms_vs_lag(curves, ax=None, by: str = "radius", color_of=None, labels
         c = c.sort_values("lag")
         if spread:
             ax.fill_between(c["lag"], c["lo"], c["hi"], color=color(value), alpha=0.18, linewidth=0)
-        ax.plot(c["lag"], c["log10_norm"], color=color(value), label=labels.get(value), **MEASURED)
+        ax.plot(c["lag"], c["log10_norm"], color=color(value), label=labels.get(value),
+                **(COINCIDENT if value in wide else MEASURED))
         if bound:
             ax.plot(c["lag"], c["log10_bound"], color=color(value), **BOUND)
         if rate:
@@ -144,7 +173,7 @@ def plot_growth_rates(summary, ax=None, color="C0", label: str | None = None):
     return ax
 
 
-def plot_transient_growth(curves, ax=None, color_of=None, labels=None):
+def plot_transient_growth(curves, ax=None, color_of=None, labels=None, include=()):
     """‖∂h_t/∂h_k‖₂ / ρ^(t−k) against lag: where ρ^(t−k) underestimates the norm.
 
     Parameters
@@ -155,6 +184,7 @@ def plot_transient_growth(curves, ax=None, color_of=None, labels=None):
         ``log10_rate``.
     color_of : mapping init → colour, optional
     labels : mapping init → legend label, optional
+    include : log10 values the y-range must also hold (e.g. a theory curve the caller adds)
 
     Returns
     -------
@@ -163,26 +193,47 @@ def plot_transient_growth(curves, ax=None, color_of=None, labels=None):
     Notes
     -----
     For a normal W_hh (orthogonal × ρ) with a linear activation
-    ‖W^k‖ = ρ^k exactly, the ratio is 1. A non-normal W_hh (Gaussian) has
+    ‖W^k‖ = ρ^k exactly, the ratio is 1: such a curve is drawn wide and pale
+    with the reference ρ^(t−k) (dotted, black) on top and a note saying so,
+    and its bound, equal to it, is not drawn again. A non-normal W_hh (Gaussian) has
     ‖W^k‖ > ρ^k at short lags (transient growth), bounded by σ_max^k / ρ^k
-    (dashed); ‖W^k‖^(1/k) → ρ only as k → ∞ (Gelfand).
+    (dashed, labelled where it leaves the axes); ‖W^k‖^(1/k) → ρ only as
+    k → ∞ (Gelfand).
     """
     ax = get_ax(ax)
     inits = list(dict.fromkeys(curves["init"]))
     color_of = color_of or category_colors(inits)
     labels = labels or {}
+    bounds = []
+    on_reference = []
     for init in inits:
         c = curves[curves["init"] == init].sort_values("lag")
         color = color_of[init]
+        ratio = c["log10_norm"] - c["log10_rate"]
+        bound = c["log10_bound"] - c["log10_rate"]
+        flat = coincides(ratio, 0.0)
+        if flat:
+            on_reference.append(init)
         ax.fill_between(c["lag"], c["lo"] - c["log10_rate"], c["hi"] - c["log10_rate"], color=color, alpha=0.2,
                         linewidth=0)
-        ax.plot(c["lag"], c["log10_norm"] - c["log10_rate"], color=color, label=labels.get(init, init), **MEASURED)
-        ax.plot(c["lag"], c["log10_bound"] - c["log10_rate"], color=color, **BOUND)
-    ax.axhline(0.0, color="black", label=r"$\rho^{t-k}$ (ratio 1)", **{**RATE, "zorder": 3})
+        ax.plot(c["lag"], ratio, color=color, label=labels.get(init, init), **(COINCIDENT if flat else MEASURED))
+        if not coincides(bound, ratio):
+            ax.plot(c["lag"], bound, color=color, gid="bound", **BOUND)
+            bounds.append((c["lag"], bound, color))
+    ax.axhline(0.0, label=r"$\rho^{t-k}$ (ratio 1)", gid="rate", **{**RATE, **ON_TOP})
     measured = curves["hi"] - curves["log10_rate"]
-    ax.set_ylim(*data_limits(curves["lo"] - curves["log10_rate"], measured, include=[0.0], pad=0.15))
+    ax.set_ylim(*data_limits(curves["lo"] - curves["log10_rate"], measured, include=[0.0, *np.ravel(include)],
+                             pad=0.08))
     ax.set_xlim(curves["lag"].min(), curves["lag"].max())
     log10_axis(ax, "y")
+    for lag, bound, color in bounds:
+        factor = 10 ** float(np.mean(bound / lag))  # σ_max γ_h / ρ, from lag · log10 of it
+        label_exit(ax, lag, bound, r"bound $(\sigma_{\max}\gamma_h/\rho)^{t-k} = " + f"{factor:.2f}" + "^{t-k}$",
+                   color)
+    for init in on_reference:  # said in words: the pale curve under the dotted line is data, not a gap
+        ax.annotate(f"{init}: ratio 1 at every lag", (0.5, 0.0), xycoords=("axes fraction", "data"),
+                    xytext=(0, 4), textcoords="offset points", ha="center", va="bottom", fontsize=6.5,
+                    color=color_of[init])
     ax.set_xlabel(LAG_LABEL)
     ax.set_ylabel(NORM_LABEL + r"$\;/\;\rho^{t-k}$")
     return ax

@@ -32,6 +32,11 @@ MEASURED = {"linestyle": "-"}
 BOUND = {"linestyle": (0, (4, 2)), "linewidth": 0.8}        # (σ_max γ_h)^(t−k): a true upper bound
 RATE = {"linestyle": (0, (1, 1.5)), "linewidth": 0.9}       # ρ^(t−k): asymptotic rate, not a bound
 REFERENCE = {"color": "0.55", "linewidth": 0.5, "zorder": 0}  # unit circle, ‖·‖ = 1, zero growth
+# A measured curve that a theory line lies on exactly (an orthogonal W_hh follows ρ^(t−k)): drawn wide and
+# pale, the theory line on top in black, so that neither hides the other.
+COINCIDENT = {"linestyle": "-", "linewidth": 3.2, "alpha": 0.4, "solid_capstyle": "butt"}
+ON_TOP = {"color": "black", "zorder": 4}
+COINCIDE_TOL = 0.005  # log10 units (1 %): closer than this, two curves are one line at print size
 
 # Labels shared across figures (mathtext).
 NORM_LABEL = r"$\|\partial h_t / \partial h_k\|_2$"
