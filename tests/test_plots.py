@@ -636,3 +636,28 @@ def test_transient_growth_shows_the_rate_on_the_orthogonal_curve_and_names_the_g
         lags = np.arange(1, int(ax_ratio.get_xlim()[1]) + 1)
         assert pdata.ginibre_power_norm(lags).max() <= top
         plt.close(fig)
+
+
+def test_heatmap_cells_without_a_pair_are_grey_not_the_white_of_norm_one():
+    import matplotlib.pyplot as plt
+    from matplotlib import colors
+
+    t, k = np.arange(1, 4), np.arange(0, 3)
+    grid = np.array([[0.0, np.nan, np.nan], [0.0, 0.0, np.nan], [0.0, 0.0, 0.0]])  # log10 = 0: ‖·‖ = 1
+    with figure_style():
+        ax = pnorms.plot_norm_heatmap(t, k, grid)
+        image = ax.images[0]
+        bad = image.cmap.get_bad()
+        assert bad[3] == 1.0  # opaque, not the (transparent → white) default
+        one = image.cmap(image.norm(0.0))
+        assert np.abs(np.subtract(bad[:3], one[:3])).max() > 0.1  # tells t ≤ k apart from a norm of 1
+        assert colors.to_hex(bad) == colors.to_hex(pnorms.NO_PAIR)
+        assert any("no pair" in text.get_text() for text in ax.texts)
+        plt.close(ax.figure)
+
+
+@pytest.mark.parametrize("x,text", [(0.304, "+0.30"), (-0.514, "\u22120.51"), (-0.001, "0.00"), (0.0, "0.00")])
+def test_signed_rates_use_a_true_minus_and_no_negative_zero(x, text):
+    from gradlab.plots.figures import signed
+
+    assert signed(x) == text

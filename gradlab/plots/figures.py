@@ -133,12 +133,11 @@ def norm_heatmap(tables: Tables) -> plt.Figure:
                   else "vanishing" if rate["measured"] < 0 else "exploding")
         first = rows.iloc[0]
         ax.set_title(f"{regime}: " + param_label(first, ("activation", "radius")))
-        ax.text(0.97, 0.04, "growth per step (nats):\n"
+        ax.text(0.97, 0.12, "growth per step (nats):\n"
                 f"measured {signed(rate['measured'])}\n"
-                rf"bound $\ln\sigma_{{\max}}\gamma_h$ {signed(rate['bound'])}" "\n"
+                rf"bound $\ln(\sigma_{{\max}}\gamma_h)$ {signed(rate['bound'])}" "\n"
                 rf"$\ln\rho$ {signed(rate['asymptotic'])}",
-                transform=ax.transAxes, ha="right", va="bottom", fontsize=6.5, linespacing=1.25,
-                bbox={"boxstyle": "square,pad=0.25", "facecolor": "white", "edgecolor": "none", "alpha": 0.85})
+                transform=ax.transAxes, ha="right", va="bottom", fontsize=6.5, linespacing=1.25)  # on the grey t ≤ k
         panel_label(ax, "abcdefgh"[i])
         if i:
             ax.set_ylabel("")
@@ -150,8 +149,9 @@ def norm_heatmap(tables: Tables) -> plt.Figure:
 
 
 def signed(x: float) -> str:
-    """'+0.30' / '−0.51' with a true minus sign."""
-    return f"{x:+.2f}".replace("-", "\u2212")
+    """'+0.30' / '−0.51' with a true minus sign; '0.00' for what rounds to zero (not '−0.00')."""
+    x = round(float(x), 2)
+    return "0.00" if x == 0 else f"{x:+.2f}".replace("-", "\u2212")
 
 
 def spectrum(tables: Tables) -> plt.Figure:

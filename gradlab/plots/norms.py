@@ -11,6 +11,7 @@ asymptotic rate ρ^(t−k) (dotted) is not a bound (Pascanu et al. 2013).
 """
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib import colors
 
@@ -111,7 +112,10 @@ def plot_norms_vs_lag(curves, ax=None, by: str = "radius", color_of=None, labels
     return ax
 
 
-def plot_norm_heatmap(t, k, grid, ax=None, norm=None, cmap: str = "RdBu_r"):
+NO_PAIR = "0.82"  # grey of the (t, k) cells with t ≤ k: distinct from the white of ‖·‖ = 1 on RdBu
+
+
+def plot_norm_heatmap(t, k, grid, ax=None, norm=None, cmap: str = "RdBu_r", blank_label: bool = True):
     """Heatmap of log10‖∂h_t/∂h_k‖₂ over input step k (x) and output step t (y).
 
     Parameters
@@ -119,9 +123,12 @@ def plot_norm_heatmap(t, k, grid, ax=None, norm=None, cmap: str = "RdBu_r"):
     t : (P,) int
     k : (Q,) int
     grid : (P, Q) float
-        From :func:`gradlab.plots.data.pair_grid`; NaN (t ≤ k) is left blank.
+        From :func:`gradlab.plots.data.pair_grid`; NaN (t ≤ k) is drawn grey,
+        not white, which on this colour map means a norm of 1.
     norm : matplotlib Normalize, optional
         Default: diverging, centred on 10^0 = 1 (blue vanishes, red explodes).
+    blank_label : bool
+        Write "t ≤ k: no pair" in the grey corner (bottom right).
 
     Returns
     -------
@@ -133,8 +140,11 @@ def plot_norm_heatmap(t, k, grid, ax=None, norm=None, cmap: str = "RdBu_r"):
         lo, hi = data_limits(grid, pad=0.0, include=[-1e-9, 1e-9])
         norm = colors.TwoSlopeNorm(0.0, min(lo, -1e-9), max(hi, 1e-9))
     extent = (k[0] - 0.5, k[-1] + 0.5, t[0] - 0.5, t[-1] + 0.5)
-    ax.imshow(np.ma.masked_invalid(grid), origin="lower", extent=extent, aspect="auto", cmap=cmap, norm=norm,
-              interpolation="nearest")
+    ax.imshow(np.ma.masked_invalid(grid), origin="lower", extent=extent, aspect="auto", norm=norm,
+              cmap=plt.get_cmap(cmap).with_extremes(bad=NO_PAIR), interpolation="nearest")
+    if blank_label:
+        ax.text(0.97, 0.03, r"$t \leq k$: no pair", transform=ax.transAxes, ha="right", va="bottom",
+                fontsize=6.5, color="0.25")
     ax.set_xlabel(r"input step $k$")
     ax.set_ylabel(r"output step $t$")
     return ax
