@@ -21,8 +21,10 @@ accepted only when rigorous bounds (Poincaré below; trace, Kato–Temple and
 estimate, put σ_max within ``RTOL`` = 1e-11 relative; otherwise it gets an
 exact σ_max, the top eigenvalue of P Pᵀ (typically the first few lags, whose
 spectra are flat). The products
-of a few consecutive lags are bounded together (fewer, larger calls), and with
-``workers=2`` a second thread does this while the next products are formed.
+of a few consecutive lags are bounded together (fewer, larger calls).
+With ``workers=2`` two threads share the end steps; a single end step
+instead has its σ_max found on the second thread while the next products
+are formed.
 ``method="auto"`` uses the SVD where it is as fast: n < 16, or n < 96 with a
 mean lag under 20 (short lags dominate; crossovers measured in
 ``benchmarks/RESULTS.md``).
@@ -34,8 +36,8 @@ Pairs
 ``"stride:K"``  t ∈ {T, T − K, T − 2K, …} and every k < t
 
 Products that end at different t but have the same lag are grown together,
-as one stack, so the Python overhead per lag does not grow with the number
-of end steps.
+as one stack (one per lane, see ``LANES``), so the Python overhead per lag
+does not grow with the number of end steps.
 """
 from __future__ import annotations
 
@@ -56,6 +58,7 @@ MAX_DEPTH = 8        # Krylov blocks per product before falling back to an exact
 SMALL_N = 16         # below this an exact SVD is as cheap as the iteration's Python overhead
 STACK_BYTES = 64 << 20   # largest stack of products grown at once (bounds memory for "all")
 SEED = 20131130      # start blocks are random but reproducible (the same norms on every call)
+LANES = 2            # independent stacks of end steps (one per thread with workers=2)
 
 
 @dataclass(frozen=True)
@@ -110,9 +113,11 @@ def jacobian_norms(trace, pairs: str = "last", method: str = "auto", workers: in
         a full SVD per pair (``"svd"``, the slow reference), or ``"auto"``
         (whichever is faster for this size; see the module docstring).
     workers : {1, 2}
-        With 2, σ_max of one group of lags is found in a second thread while
-        the main thread forms the next products (two cores; numpy releases
-        the GIL in BLAS/LAPACK). Results are identical for either value.
+        Threads (numpy releases the GIL in BLAS/LAPACK). With 2, the end
+        steps are shared between two threads, each forming its products and
+        their σ_max; with a single end step (``"last"``), σ_max of one group
+        of lags is found in the second thread while the first forms the next
+        products. Results are identical for either value.
 
     Returns
     -------
@@ -172,15 +177,32 @@ def grow_log_norms(trace, ends: np.ndarray, method: str = "auto", workers: int =
         mean_lag = (ends * (ends + 1) / 2).sum() / ends.sum()
         method = "svd" if r < SMALL_N or (r < 96 and mean_lag < 20) else "subspace"
     p = min(BLOCK, r)
-    # Group end steps into chunks whose stacks of products fit in STACK_BYTES.
-    per_end = trace.B * r * (r + p) * 8
-    chunk = max(1, STACK_BYTES // per_end)
-    rng = np.random.default_rng(SEED)
     J_norm = step_norm_bounds(trace) if method == "subspace" else None
-    out = []
-    with (ThreadPoolExecutor(1) if workers > 1 else _Inline()) as pool:
-        for i in range(0, len(ends), chunk):
-            out.extend(_grow_chunk(trace, np.asarray(ends[i:i + chunk]), method, p, rng, J_norm, pool))
+    ends = np.asarray(ends)
+    # Independent end steps are dealt to LANES interleaved lanes (equal work: a product
+    # ending at t has t lags), each with its own random stream, so the result does not
+    # depend on ``workers``: with 2 the lanes run on two threads, each forming its own
+    # products and σ_max. A single end step instead pipelines its σ_max on a second thread.
+    lanes = [ends[i::LANES] for i in range(min(LANES, len(ends)))]
+    # Chunks of end steps whose stacks of products fit in STACK_BYTES (shared by the lanes).
+    chunk = max(1, STACK_BYTES // (len(lanes) * trace.B * r * (r + p) * 8))
+
+    def grow_lane(i: int) -> list[np.ndarray]:
+        rng = np.random.default_rng([SEED, i])
+        lane, cols = lanes[i], []
+        with (ThreadPoolExecutor(1) if workers > 1 and len(lanes) == 1 else _Inline()) as pool:
+            for j in range(0, len(lane), chunk):
+                cols.extend(_grow_chunk(trace, lane[j:j + chunk], method, p, rng, J_norm, pool))
+        return cols
+
+    if workers > 1 and len(lanes) > 1:
+        with ThreadPoolExecutor(len(lanes)) as pool:
+            by_lane = list(pool.map(grow_lane, range(len(lanes))))
+    else:
+        by_lane = [grow_lane(i) for i in range(len(lanes))]
+    out = [None] * len(ends)
+    for i, cols in enumerate(by_lane):
+        out[i::LANES] = cols
     return out
 
 
