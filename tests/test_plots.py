@@ -661,3 +661,32 @@ def test_signed_rates_use_a_true_minus_and_no_negative_zero(x, text):
     from gradlab.plots.figures import signed
 
     assert signed(x) == text
+
+
+def test_spectrum_of_runs_with_one_rho_draws_rho_once_on_top_of_the_normal_runs_singular_values(results):
+    """Same ρ, different σ_max: ρ is one black dotted line above the orthogonal run's σ_i (all equal to ρ),
+    which are drawn wide and pale; the Gaussian's σ_max stays marked against it."""
+    import matplotlib.pyplot as plt
+
+    from gradlab.plots.figures import load_figure_tables, spectrum
+    from gradlab.plots.style import COINCIDENT
+
+    tables = load_figure_tables("spectrum", results["transient"])
+    rho = tables["spectrum"].query("kind == 'eigenvalue'").groupby("run_id")["abs"].max()
+    assert rho.max() - rho.min() < 1e-9  # the fixture: both inits scaled to ρ = 0.9
+    with figure_style():
+        fig = spectrum(tables)
+        ax_eig, ax_sv = fig.axes[:2]
+        horizontal = [line for line in ax_sv.lines
+                      if len(np.ravel(line.get_ydata())) > 1 and len(set(np.ravel(line.get_ydata()))) == 1]
+        dotted = [line for line in horizontal if line.get_color() == "black"]
+        assert len(dotted) == 1 and dotted[0].get_ydata()[0] == pytest.approx(rho.mean())
+        coloured_rho = [line for line in horizontal if line.get_color() != "black"
+                        and line.get_linewidth() != COINCIDENT["linewidth"]]
+        assert not coloured_rho  # no per-run ρ lines hidden under each other
+        wide = [line for line in ax_sv.lines if line.get_linewidth() == COINCIDENT["linewidth"]]
+        assert len(wide) == 1 and wide[0].get_zorder() < dotted[0].get_zorder()
+        assert any("every run" in t.get_text() for t in ax_sv.texts)
+        circles = [line for line in ax_eig.lines if len(line.get_xdata()) == 361]
+        assert len(circles) == 2  # the unit circle and one |λ| = ρ circle
+        plt.close(fig)

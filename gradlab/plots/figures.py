@@ -29,7 +29,7 @@ from ..schema import require_columns
 from . import data
 from .norms import (coincides, data_limits, label_exit, plot_growth_rates, plot_norm_heatmap, plot_norms_vs_lag,
                     plot_transient_growth)
-from .spectrum import plot_eigenvalues, plot_singular_values
+from .spectrum import circle, plot_eigenvalues, plot_singular_values
 from .style import (BOUND, COLUMN_WIDTH, MEASURED, ON_TOP, RATE, TEXT_WIDTH, category_colors, figure_style, log10_axis,
                     log_axis, panel_label, parse_formats, save_figure, sequential_colors)
 from .training import CHANCE, DIVERGED, nonfinite_updates, plot_final_metric, plot_grad_norm, plot_loss, setting_markers
@@ -157,19 +157,29 @@ def signed(x: float) -> str:
 def spectrum(tables: Tables) -> plt.Figure:
     spec = tables["spectrum"]
     runs = list(dict.fromkeys(spec["run_id"]))
+    rhos = spec[spec["kind"] == "eigenvalue"].groupby("run_id")["abs"].max()
+    # Runs of one ρ (the figure's point: same ρ, different σ_max) share one ρ line and circle, drawn in black
+    # on top; one per run in its colour would hide all but the last under each other.
+    shared_rho = len(runs) > 1 and coincides(np.log10(rhos.to_numpy()), np.log10(rhos.max()))
     fig, (ax_eig, ax_sv) = plt.subplots(1, 2, figsize=(TEXT_WIDTH, 2.9), width_ratios=(1, 1.45))
     handles = []
     for i, r in enumerate(runs):
         rows = spec[spec["run_id"] == r]
         first = rows.iloc[0]
-        rho = rows.loc[rows["kind"] == "eigenvalue", "abs"].max()
+        rho = rhos[r]
         n = int((rows["kind"] == "singular_value").sum())
         by_radius = first.get("scale_by", "radius") == "radius"
         theory = data.theory_singular_values(first.get("init"), n, rho) if by_radius else None
         label = INIT_LABELS.get(first.get("init"), param_label(first, ("init", "radius")))
-        plot_eigenvalues(rows, ax=ax_eig, color=f"C{i}", unit_circle=(i == 0))
-        plot_singular_values(rows, ax=ax_sv, color=f"C{i}", theory=theory)
+        plot_eigenvalues(rows, ax=ax_eig, color=f"C{i}", unit_circle=(i == 0), rho_circle=not shared_rho)
+        plot_singular_values(rows, ax=ax_sv, color=f"C{i}", theory=theory, rho_line=not shared_rho)
         handles.append(Line2D([], [], color=f"C{i}", marker="o", markersize=2.5, linewidth=0.6, label=label))
+    if shared_rho:
+        rho = float(rhos.mean())
+        circle(ax_eig, rho, color="black", zorder=1.5, **RATE)  # under the eigenvalues that lie on it
+        ax_sv.axhline(rho, **{**RATE, **ON_TOP})
+        ax_sv.annotate(rf"$\rho = {rho:.2f}$ (every run)", (1.0, rho), xycoords=("axes fraction", "data"),
+                       xytext=(-2, 2), textcoords="offset points", ha="right", va="bottom", fontsize=6.5)
     handles += [Line2D([], [], color="black", label="random-matrix theory", **BOUND),
                 Line2D([], [], color="black", label=r"$\rho$ (dotted: also the circle $|\lambda| = \rho$)", **RATE),
                 Line2D([], [], color="black", marker="*", markersize=7, linestyle="none",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .style import BOUND, RATE, REFERENCE, get_ax
+from .style import BOUND, COINCIDE_TOL, COINCIDENT, RATE, REFERENCE, get_ax
 
 
 def circle(ax, radius: float, **style) -> None:
@@ -20,7 +20,8 @@ def circle(ax, radius: float, **style) -> None:
     ax.plot(radius * np.cos(theta), radius * np.sin(theta), **style)
 
 
-def plot_eigenvalues(spectrum, ax=None, color="C0", label: str | None = None, unit_circle: bool = True):
+def plot_eigenvalues(spectrum, ax=None, color="C0", label: str | None = None, unit_circle: bool = True,
+                     rho_circle: bool = True):
     """Eigenvalues λ_i of W_hh in the complex plane with the unit circle and the circle |z| = ρ.
 
     Parameters
@@ -29,7 +30,9 @@ def plot_eigenvalues(spectrum, ax=None, color="C0", label: str | None = None, un
         One run's spectrum rows; those with ``kind == "eigenvalue"`` are drawn.
     color : colour of the points and of the ρ-circle (dotted).
     label : legend label of the points.
-    unit_circle : draw the unit circle and the axes (once per panel).
+    unit_circle : draw the unit circle (labelled |λ| = 1) and the axes (once per panel).
+    rho_circle : draw the circle |z| = ρ dotted in ``color`` (a caller showing
+        several runs of one ρ draws it once instead).
 
     Returns
     -------
@@ -40,9 +43,12 @@ def plot_eigenvalues(spectrum, ax=None, color="C0", label: str | None = None, un
     rho = eig["abs"].max()
     if unit_circle:
         circle(ax, 1.0, label="unit circle", **{**REFERENCE, "linewidth": 0.8})
+        ax.annotate(r"$|\lambda| = 1$", (np.sqrt(0.5), np.sqrt(0.5)), xytext=(2, 2), textcoords="offset points",
+                    ha="left", va="bottom", fontsize=6.5, color="0.4")
         ax.axhline(0.0, **REFERENCE)
         ax.axvline(0.0, **REFERENCE)
-    circle(ax, rho, color=color, **RATE)
+    if rho_circle:
+        circle(ax, rho, color=color, **RATE)
     ax.plot(eig["real"], eig["imag"], "o", color=color, markersize=2.2, markeredgewidth=0, alpha=0.85, label=label)
     ax.set_aspect("equal", adjustable="datalim")
     ax.set_xlabel(r"$\mathrm{Re}\,\lambda$")
@@ -50,7 +56,8 @@ def plot_eigenvalues(spectrum, ax=None, color="C0", label: str | None = None, un
     return ax
 
 
-def plot_singular_values(spectrum, ax=None, color="C0", label: str | None = None, theory=None):
+def plot_singular_values(spectrum, ax=None, color="C0", label: str | None = None, theory=None,
+                         rho_line: bool = True):
     """Singular values σ_i of W_hh (largest first) with σ_max marked and ρ as a dotted line.
 
     Parameters
@@ -59,7 +66,16 @@ def plot_singular_values(spectrum, ax=None, color="C0", label: str | None = None
         One run's spectrum rows; those with ``kind == "singular_value"`` are drawn.
     theory : (n,) array, optional
         Expected singular values (e.g. :func:`gradlab.plots.data.theory_singular_values`),
-        drawn dashed in the same colour.
+        drawn dashed in the same colour (not drawn again where it is the measured line).
+    rho_line : bool
+        Draw ρ dotted in ``color`` (a caller showing several runs of one ρ
+        draws it once instead, on top).
+
+    Notes
+    -----
+    For a normal W_hh every σ_i equals ρ: the measured line is then drawn
+    wide and pale (:data:`gradlab.plots.style.COINCIDENT`), so that ρ on top
+    of it stays visible.
 
     Returns
     -------
@@ -69,10 +85,15 @@ def plot_singular_values(spectrum, ax=None, color="C0", label: str | None = None
     sv = spectrum[spectrum["kind"] == "singular_value"].sort_values("index")
     rho = spectrum.loc[spectrum["kind"] == "eigenvalue", "abs"].max()
     i = sv["index"].to_numpy() + 1
-    ax.plot(i, sv["abs"], "o-", color=color, markersize=2, markeredgewidth=0, linewidth=0.6, label=label)
-    if theory is not None:
+    if np.allclose(sv["abs"], rho, rtol=COINCIDE_TOL * np.log(10), atol=0):  # every σ_i = ρ: a normal matrix
+        ax.plot(i, sv["abs"], color=color, label=label, **COINCIDENT)
+    else:
+        ax.plot(i, sv["abs"], "o-", color=color, markersize=2, markeredgewidth=0, linewidth=0.6, label=label)
+    if theory is not None and not (len(theory) == len(sv)
+                                   and np.allclose(theory, sv["abs"], rtol=COINCIDE_TOL * np.log(10), atol=0)):
         ax.plot(np.arange(1, len(theory) + 1), theory, color=color, **BOUND)
-    ax.axhline(rho, color=color, **RATE)
+    if rho_line:
+        ax.axhline(rho, color=color, **RATE)
     smax = sv["abs"].iloc[0]
     ax.plot([1], [smax], marker="*", markersize=8, color=color, markeredgecolor="black", markeredgewidth=0.4,
             linestyle="none", zorder=5)
