@@ -690,3 +690,22 @@ def test_spectrum_of_runs_with_one_rho_draws_rho_once_on_top_of_the_normal_runs_
         circles = [line for line in ax_eig.lines if len(line.get_xdata()) == 361]
         assert len(circles) == 2  # the unit circle and one |λ| = ρ circle
         plt.close(fig)
+
+
+def test_truncation_names_each_radius_in_a_colour_of_its_own(results):
+    """Radii 0.9, 1 and 1.1 next to 2: by value on viridis they were three near-identical blues."""
+    import matplotlib.pyplot as plt
+
+    from gradlab.plots.figures import load_figure_tables, truncation
+    from gradlab.plots.style import ranked_colors
+
+    colours = ranked_colors([0.5, 0.9, 1.0, 1.1, 1.5, 2.0])
+    rgb = np.array([c[:3] for c in colours.values()])
+    gaps = np.linalg.norm(rgb[:, None] - rgb[None], axis=-1)[~np.eye(len(rgb), dtype=bool)]
+    assert gaps.min() > 0.12
+    tables = load_figure_tables("truncation", results["truncation"])
+    with figure_style():
+        fig = truncation(tables)
+        legend = fig.axes[0].get_legend()
+        assert sorted(float(t.get_text()) for t in legend.get_texts()) == sorted(set(tables["truncation"]["radius"]))
+        plt.close(fig)

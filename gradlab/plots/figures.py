@@ -31,7 +31,7 @@ from .norms import (coincides, data_limits, label_exit, plot_growth_rates, plot_
                     plot_transient_growth)
 from .spectrum import circle, plot_eigenvalues, plot_singular_values
 from .style import (BOUND, COLUMN_WIDTH, MEASURED, ON_TOP, RATE, TEXT_WIDTH, category_colors, figure_style, log10_axis,
-                    log_axis, panel_label, parse_formats, save_figure, sequential_colors)
+                    log_axis, panel_label, parse_formats, ranked_colors, save_figure, sequential_colors)
 from .training import CHANCE, DIVERGED, nonfinite_updates, plot_final_metric, plot_grad_norm, plot_loss, setting_markers
 from .truncation import plot_truncation_error
 
@@ -349,17 +349,22 @@ def truncation(tables: Tables) -> plt.Figure:
     by = ("activation", "radius") if "activation" in table.columns else ("radius",)
     curves = data.truncation_curves(table, by=by)
     activations = data.ordered(curves["activation"]) if "activation" in by else [None]
-    color_of, mappable = sequential_colors(curves["radius"])
+    # A handful of unevenly spaced radii (0.9, 1, 1.1 next to 2): a colour per radius by rank, named in the
+    # legend; colours by value (a colour bar) made the three around 1 look alike.
+    color_of = ranked_colors(curves["radius"])
     width = COLUMN_WIDTH + 0.6 if len(activations) == 1 else TEXT_WIDTH
     fig, axes = plt.subplots(1, len(activations), figsize=(width, 2.6), squeeze=False, sharey=True)
     for i, (ax, act) in enumerate(zip(axes[0], activations)):
         plot_truncation_error(curves if act is None else curves[curves["activation"] == act], ax=ax,
-                              color_of=color_of)
+                              color_of=color_of.__getitem__)
         if act is not None:
             ax.set_title(activation_title(act) + sizes_of(table))
         if len(activations) > 1:
             panel_label(ax, "abcdefgh"[i])
-    fig.colorbar(mappable, ax=axes[0].tolist(), label=r"initial $\rho(W_{hh})$", aspect=30, pad=0.01)
+    radii = [Line2D([], [], color=c, marker="o", markersize=2.5, label=f"{r:g}")
+             for r, c in sorted(color_of.items(), reverse=True)]  # largest on top, as the curves lie
+    axes[0][-1].legend(handles=radii, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
+                       title=r"initial $\rho(W_{hh})$", handlelength=1.4)
     handles = [Line2D([], [], color="black", marker="o", markersize=2.5, label="measured (band: seeds)",
                       **MEASURED),
                Line2D([], [], color="black", label=r"$\propto\rho^{K}$ (linear-network rate)", **RATE)]

@@ -79,6 +79,19 @@ def sequential_colors(values, cmap: str = "viridis"):
     return (lambda v: cmap_(norm(v))), mappable
 
 
+def ranked_colors(values, cmap: str = "viridis") -> dict:
+    """Distinct numbers (sorted) → colours evenly spaced along a sequential map, by rank not by value.
+
+    For a few unevenly spaced values (radii 0.5, 0.9, 1, 1.1, 1.5, 2), where
+    colours by value make the close ones indistinguishable; they go with a
+    legend that names each value rather than a colour bar. The pale top
+    10 % of viridis is left out, as in :func:`sequential_colors`.
+    """
+    values = sorted(set(float(v) for v in values))
+    base = plt.get_cmap(cmap)
+    return {v: base(0.9 * i / max(len(values) - 1, 1)) for i, v in enumerate(values)}
+
+
 def log_ticks(lo: float, hi: float):
     """Tick positions (log10 units) and labels for a log axis spanning 10^lo … 10^hi.
 
