@@ -709,3 +709,22 @@ def test_truncation_names_each_radius_in_a_colour_of_its_own(results):
         legend = fig.axes[0].get_legend()
         assert sorted(float(t.get_text()) for t in legend.get_texts()) == sorted(set(tables["truncation"]["radius"]))
         plt.close(fig)
+
+
+def test_lyapunov_legend_sits_above_the_panels_and_explains_the_pale_points():
+    import matplotlib.pyplot as plt
+
+    from gradlab.plots.dynamics import lyapunov_figure
+
+    g = np.array([0.5, 1.0, 1.5])
+    measured = pd.DataFrame({"activation": "tanh", "g": np.repeat(g, 2), "seed": [0, 1] * 3, "n": 50,
+                             "lyapunov": np.log(np.repeat(g, 2)) + [0.01, -0.01] * 3})
+    theory = pd.DataFrame({"activation": "tanh", "g": g, "lyapunov": np.log(g)})
+    transitions = pd.DataFrame({"activation": ["tanh"], "g_critical": [1.0]})
+    with figure_style():
+        fig = lyapunov_figure({"lyapunov": measured, "mean_field": theory, "transitions": transitions})
+        assert all(ax.get_legend() is None for ax in fig.axes)  # nothing drawn over a panel
+        (legend,) = fig.legends
+        labels = [t.get_text() for t in legend.get_texts()]
+        assert "one network (seed)" in labels and any("mean field" in lab for lab in labels)
+        plt.close(fig)

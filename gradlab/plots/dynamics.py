@@ -56,7 +56,8 @@ def plot_lyapunov_vs_gain(measured: pd.DataFrame, theory: pd.DataFrame, g_critic
     ax.plot(th["g"], th["lyapunov"], color="black", label=r"mean field $\frac{1}{2}\ln\chi_1$", zorder=2)
     finite = measured[np.isfinite(measured["lyapunov"])]
     per_g = finite.groupby("g")["lyapunov"]
-    ax.scatter(finite["g"], finite["lyapunov"], s=6, color=CELL_COLORS["rnn"], alpha=0.35, linewidths=0, zorder=3)
+    ax.scatter(finite["g"], finite["lyapunov"], s=6, color=CELL_COLORS["rnn"], alpha=0.35, linewidths=0, zorder=3,
+               label="one network (seed)")
     ax.plot(per_g.mean().index, per_g.mean().values, "o", markersize=3, color=CELL_COLORS["rnn"],
             label="measured (mean over seeds)", zorder=4)
     lo = min(finite["lyapunov"].min(), th["lyapunov"][np.isfinite(th["lyapunov"])].min())
@@ -64,7 +65,7 @@ def plot_lyapunov_vs_gain(measured: pd.DataFrame, theory: pd.DataFrame, g_critic
     pad = 0.08 * (hi - lo)
     ax.set_ylim(lo - pad, hi + pad)
     ax.set_xlabel(r"gain $g$ ($W_{hh} \sim \mathcal{N}(0, g^2/n)$)")
-    ax.set_ylabel(r"largest Lyapunov exponent $\lambda_1$ (nats/step)")
+    ax.set_ylabel(r"Lyapunov exponent $\lambda_1$ (nats/step)")  # λ_1: the largest
     return ax
 
 
@@ -109,7 +110,7 @@ def lyapunov_figure(tables: dict) -> plt.Figure:
     """One panel per activation: measured λ_1 against g, mean field, transition."""
     measured, theory, trans = tables["lyapunov"], tables["mean_field"], tables["transitions"]
     activations = data.ordered(measured["activation"])
-    fig, axes = plt.subplots(1, len(activations), figsize=(TEXT_WIDTH, 2.5), squeeze=False)
+    fig, axes = plt.subplots(1, len(activations), figsize=(TEXT_WIDTH, 2.75), squeeze=False)
     g_c = dict(zip(trans["activation"], trans["g_critical"]))
     for i, (ax, act) in enumerate(zip(axes[0], activations)):
         plot_lyapunov_vs_gain(measured[measured["activation"] == act], theory[theory["activation"] == act],
@@ -119,7 +120,9 @@ def lyapunov_figure(tables: dict) -> plt.Figure:
         panel_label(ax, "abcdefgh"[i])
         if i:
             ax.set_ylabel("")
-    axes[0][0].legend(loc="lower right", fontsize="small")
+    # above the panels: inside (a) the transition line g_c ran through the legend's text
+    handles, _ = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles=handles, loc="outside upper center", ncols=len(handles))
     return fig
 
 
