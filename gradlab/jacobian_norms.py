@@ -177,7 +177,7 @@ def grow_log_norms(trace, ends: np.ndarray, method: str = "auto", workers: int =
         mean_lag = (ends * (ends + 1) / 2).sum() / ends.sum()
         method = "svd" if r < SMALL_N or (r < 96 and mean_lag < 20) else "subspace"
     p = min(BLOCK, r)
-    J_norm = step_norm_bounds(trace) if method == "subspace" else None
+    factors = ScaledFactors.of(trace)
     ends = np.asarray(ends)
     # Independent end steps are dealt to LANES interleaved lanes (equal work: a product
     # ending at t has t lags), each with its own random stream, so the result does not
@@ -192,7 +192,7 @@ def grow_log_norms(trace, ends: np.ndarray, method: str = "auto", workers: int =
         lane, cols = lanes[i], []
         with (ThreadPoolExecutor(1) if workers > 1 and len(lanes) == 1 else _Inline()) as pool:
             for j in range(0, len(lane), chunk):
-                cols.extend(_grow_chunk(trace, lane[j:j + chunk], method, p, rng, J_norm, pool))
+                cols.extend(_grow_chunk(factors, lane[j:j + chunk], method, p, rng, pool))
         return cols
 
     if workers > 1 and len(lanes) > 1:
@@ -221,7 +221,7 @@ class _Inline:
         return future
 
 
-def _grow_chunk(trace, ends, method, p, rng, J_norm, pool):
+def _grow_chunk(factors, ends, method, p, rng, pool):
     """:func:`grow_log_norms` for one chunk of end steps, grown as one stack.
 
     The products of ``g`` consecutive lags (a *group*) are kept and their
@@ -231,13 +231,14 @@ def _grow_chunk(trace, ends, method, p, rng, J_norm, pool):
     are found in a second thread while the next group's products are formed
     (numpy releases the GIL in BLAS and LAPACK): two stages, two cores.
     """
+    trace = factors.trace
     B, r, E = trace.B, trace.state_size, len(ends)
     out = [np.empty((B, t)) for t in ends]
     m = 1
-    if method == "subspace" and np.isfinite(J_norm).all():
+    if method == "subspace" and np.isfinite(factors.bound).all():
         m = int(np.clip(-(-GROUP // (E * B)), 1, max(1, STACK_BYTES // (2 * E * B * r * r * 8))))
     ring = np.empty((2, m, E, B, r, r))                 # two groups: one in each stage
-    log_scale = np.zeros((E, B))
+    log_scale = np.zeros((E, B))                        # ln of the scale divided out of the newest product
     U = upper = None
     if method == "subspace":
         upper = np.ones((E, B))                         # bound on σ_max of the newest product / its J
@@ -248,28 +249,26 @@ def _grow_chunk(trace, ends, method, p, rng, J_norm, pool):
             first += 1
         g = min(m, ends[first] - lag0 + 1)              # no product finishes inside a group
         steps = ends[first:] - (lag0 + np.arange(g))[:, None] + 1         # (g, Ea): factor added
-        growth = None
-        if method == "subspace":
-            # ‖P J‖ ≤ ‖P‖ ‖J‖: bounds for every member; cut the group before one could overflow.
-            growth = np.cumprod(J_norm[:, steps - 1].transpose(1, 2, 0), axis=0).reshape(g, -1)
-            ok = (upper[first:].reshape(-1) * growth).max(axis=1) < 1e150
-            g = max(1, int(np.argmin(np.append(ok, False))))
-            steps, growth = steps[:g], growth[:g]
         group = ring[half, :g, first:]
         if lag0 == 1:
-            group[0] = _first_factors(trace, ends)
+            group[0] = factors.first(ends)
             if method == "subspace":
                 U = np.linalg.qr(group[0] @ rng.standard_normal((E, B, r, p))).Q   # range finder start
         for j in range(g):
             if lag0 + j > 1:
-                _advance(trace, group[j - 1] if j else live[first:], group[j], steps[j])
+                factors.advance(group[j - 1] if j else live[first:], group[j], steps[j])
         live = ring[half, g - 1]
         if pending is not None:
             _finish_group(pending, out, log_scale, U, upper, method, (first, group))
-        ls = log_scale[first:].copy()
+        # ln of the scale of each member: the newest product's, and those of the factors added.
+        added = np.cumsum(factors.log_c[:, steps - 1].transpose(1, 2, 0), axis=0)    # (g, Ea, B)
+        ls = log_scale[first:] + added
+        log_scale[first:] = ls[-1]
         if method == "svd":
             job = pool.submit(_svd_sigma, group.reshape(-1, r, r))
         else:
+            # ‖P J‖ ≤ ‖P‖ ‖J‖: a bound on σ_max of every member (0 once a factor is exactly 0).
+            growth = np.cumprod(factors.bound[:, steps - 1].transpose(1, 2, 0), axis=0).reshape(g, -1)
             prior = np.where(growth > 0, upper[first:].reshape(-1) * growth, 0.0)
             # Warm start, with one random column: a block exactly orthogonal to the new top
             # direction (e.g. a diagonal product whose largest entry moved) would hide it.
@@ -318,6 +317,59 @@ def _finish_group(pending, out, log_scale, U, upper, method, following):
             upper[first_next:] /= np.exp(c)
 
 
+@dataclass(frozen=True)
+class ScaledFactors:
+    """The step Jacobians of a trace, each divided by a bound on its norm: J_t / c_t.
+
+    With c_t ≥ ‖J_t‖₂ a product of scaled factors has norm ≤ 1, so it cannot
+    overflow, and the factors of a saturated network (‖J_t‖ ~ 1e-13) do not
+    drive a product into underflow within a few lags; Σ ln c_t is added back
+    to every log-norm. c_t = 1 where no bound is known (gated cells) or
+    J_t = 0.
+
+    Attributes
+    ----------
+    trace : Trace or a gated cell's trace
+    log_c : (B, T) ln c_t
+    bound : (B, T) bound on ‖J_t / c_t‖₂: 1, 0 (J_t = 0) or inf (unknown)
+    dphi : (B, T, n) φ'(a_t) / c_t, for the vanilla Trace (else None)
+    """
+
+    trace: object
+    log_c: np.ndarray
+    bound: np.ndarray
+    dphi: np.ndarray | None
+
+    @classmethod
+    def of(cls, trace) -> "ScaledFactors":
+        J_norm = step_norm_bounds(trace)
+        c = np.where(np.isfinite(J_norm) & (J_norm > 0), J_norm, 1.0)
+        dphi = trace.dphi / c[:, :, None] if isinstance(trace, Trace) else None
+        return cls(trace, np.log(c), J_norm / c, dphi)
+
+    def first(self, ends: np.ndarray) -> np.ndarray:
+        """J_t / c_t for each end step: (E, B, r, r), without multiplying an identity."""
+        if self.dphi is not None:
+            return self.dphi[:, ends - 1].transpose(1, 0, 2)[..., :, None] * self.trace.W_hh
+        trace, r = self.trace, self.trace.state_size
+        eye = np.broadcast_to(np.eye(r), (trace.B, r, r))
+        jac = getattr(trace, "jacobian", None)
+        return np.stack([jac(int(t)) if jac else trace.right_multiply(eye, int(t)) for t in ends])
+
+    def advance(self, P: np.ndarray, out: np.ndarray, steps: np.ndarray) -> None:
+        """out[e] ← P[e] J_{steps[e]} / c for P, out of shape (E, B, r, r) (may be the same array).
+
+        The vanilla trace is multiplied as one stack, (P diag(φ'/c)) W_hh; any
+        other trace through its ``right_multiply``.
+        """
+        if self.dphi is not None:
+            scaled = P * self.dphi[:, steps - 1].transpose(1, 0, 2)[:, :, None, :]
+            np.matmul(scaled, self.trace.W_hh, out=out)
+        else:
+            for e, t in enumerate(steps):
+                out[e] = self.trace.right_multiply(P[e], int(t))
+
+
 def step_norm_bounds(trace) -> np.ndarray:
     """Upper bounds on ‖J_t‖₂ per sequence and step, (B, T); inf if unknown.
 
@@ -329,29 +381,6 @@ def step_norm_bounds(trace) -> np.ndarray:
     if isinstance(trace, Trace):
         return np.abs(trace.dphi).max(axis=2) * np.linalg.norm(trace.W_hh, 2)
     return np.full((trace.B, trace.T), np.inf)
-
-
-def _first_factors(trace, ends) -> np.ndarray:
-    """J_t for each end step: (E, B, r, r), without multiplying an identity."""
-    if isinstance(trace, Trace):
-        return trace.dphi[:, ends - 1].transpose(1, 0, 2)[..., :, None] * trace.W_hh
-    eye = np.broadcast_to(np.eye(trace.state_size), (trace.B, trace.state_size, trace.state_size))
-    jac = getattr(trace, "jacobian", None)
-    return np.stack([jac(int(t)) if jac else trace.right_multiply(eye, int(t)) for t in ends])
-
-
-def _advance(trace, P, out, steps) -> None:
-    """out[e] ← P[e] J_{steps[e]} for P, out of shape (E, B, r, r) (may be the same array).
-
-    The vanilla trace is multiplied as one stack, (P diag(φ')) W_hh; any other
-    trace through its ``right_multiply``.
-    """
-    if isinstance(trace, Trace):
-        scaled = P * trace.dphi[:, steps - 1].transpose(1, 0, 2)[:, :, None, :]
-        np.matmul(scaled, trace.W_hh, out=out)
-    else:
-        for e, t in enumerate(steps):
-            out[e] = trace.right_multiply(P[e], int(t))
 
 
 def _svd_sigma(P):
@@ -414,13 +443,16 @@ def top_singular_values(P: np.ndarray, U: np.ndarray, prior: np.ndarray | None =
         P[wild], log_s[wild] = renormalise(P[wild], log_s[wild])
         fro2[wild] = np.einsum("mij,mij->m", P[wild], P[wild])
         prior[wild] /= np.exp(log_s[wild])
+    # Iterate on A / ‖P‖_F² (trace 1), so Ritz values, residuals and their squares
+    # stay O(1) (no underflow to a falsely certified 0) whatever the scale of P.
+    inv_norm = 1 / np.sqrt(np.where(fro2 > 0, fro2, 1.0))
     theta, upper = np.zeros(M), np.zeros(M)
     U_next = U.copy()
     todo = np.flatnonzero(fro2 > 0)        # a zero product has σ_max = 0 exactly
     Q, AQ, last_gap = U[todo], None, np.full(todo.size, np.inf)
     exact = []                             # items given up on: exact λ_max(P Pᵀ)
     for depth in range(1, (max_depth + 1) if todo.size else 1):
-        AQ_new = _gram_times(P, todo, Q[:, :, -p:])
+        AQ_new = _gram_times(P, todo, Q[:, :, -p:], inv_norm[todo])
         AQ = AQ_new if AQ is None else np.concatenate([AQ, AQ_new], axis=2)
         H = Q.transpose(0, 2, 1) @ AQ
         lam, S = np.linalg.eigh((H + H.transpose(0, 2, 1)) / 2)
@@ -428,7 +460,7 @@ def top_singular_values(P: np.ndarray, U: np.ndarray, prior: np.ndarray | None =
         S = np.ascontiguousarray(S[:, :, :-p - 1:-1])               # top p Ritz vectors (BLAS-able)
         X, AX = Q @ S, AQ @ S
         res = np.linalg.norm(AX[:, :, :2] - X[:, :, :2] * lam[:, None, :2], axis=1)
-        lam_up = ritz_upper_bound(lam, res, fro2[todo], prior[todo])
+        lam_up = ritz_upper_bound(lam, res, 1.0, prior[todo] * inv_norm[todo])
         with np.errstate(divide="ignore", invalid="ignore"):
             gap = (lam_up - lam[:, 0]) / lam[:, 0]
             # Blocks still needed if the bound keeps shrinking at its last rate.
@@ -439,7 +471,7 @@ def top_singular_values(P: np.ndarray, U: np.ndarray, prior: np.ndarray | None =
         stop = done | hopeless
         if stop.any():
             idx = todo[stop]
-            theta[idx], upper[idx] = lam[stop, 0], lam_up[stop]
+            theta[idx], upper[idx] = lam[stop, 0] * fro2[idx], lam_up[stop] * fro2[idx]
             U_next[idx] = power_step(X[stop], AX[stop], lam[stop, :p])
             exact.append(todo[hopeless])
         if stop.all():
@@ -453,18 +485,23 @@ def top_singular_values(P: np.ndarray, U: np.ndarray, prior: np.ndarray | None =
     return np.sqrt(theta), np.sqrt(upper), U_next, log_s
 
 
-def _gram_times(P: np.ndarray, rows: np.ndarray, V: np.ndarray) -> np.ndarray:
-    """P_i P_iᵀ V_i for i in ``rows``: (len(rows), r, p), without copying P[rows]."""
+def _gram_times(P: np.ndarray, rows: np.ndarray, V: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """c_i² P_i P_iᵀ V_i for i in ``rows``: (len(rows), r, p), without copying P[rows].
+
+    Each factor c_i is applied to one thin product, so with c_i = 1/‖P_i‖_F
+    nothing of the size of ‖P_i‖² is ever formed.
+    """
+    c = c[:, None, None]
     if rows.size == len(P):
-        return P @ (P.transpose(0, 2, 1) @ V)
-    return np.stack([P[i] @ (P[i].T @ v) for i, v in zip(rows, V)])
+        return (P @ ((P.transpose(0, 2, 1) @ V) * c)) * c
+    return np.stack([(P[i] @ ((P[i].T @ v) * ci)) * ci for i, v, ci in zip(rows, V, c)])
 
 
 def ritz_upper_bound(lam: np.ndarray, res: np.ndarray, tr: np.ndarray, prior: np.ndarray) -> np.ndarray:
     """Upper bound on λ_1 from Ritz values and residuals (see :func:`top_singular_values`).
 
     lam : (M, k) Ritz values θ_1 ≥ … ≥ θ_k of A = P Pᵀ; res : (M, 2) residuals
-    ρ_1, ρ_2; tr : (M,) tr A = ‖P‖_F²; prior : (M,) known bound on σ_max.
+    ρ_1, ρ_2; tr : (M,) or scalar, tr A = ‖P‖_F²; prior : (M,) known bound on σ_max.
     """
     total = lam.sum(axis=1)
     bound = np.minimum(tr - total + lam[:, 0], prior ** 2)          # trace bound, prior

@@ -148,6 +148,9 @@ def hard_matrices(rng, n=40):
         "relu rows": relu,
         "rank one": np.outer(rng.standard_normal(n), rng.standard_normal(n)),
         "zero": np.zeros((n, n)),
+        # ‖P‖_F² ~ 1e∓240: not rescaled, but the squared Ritz residuals (~1e-480) would underflow
+        "small": 1e-120 * (Q1 @ np.diag(s) @ Q2.T),
+        "large": 1e120 * (Q1 @ np.diag(s) @ Q2.T),
         "huge": 1e150 * (Q1 @ np.diag(s) @ Q2.T),
         "tiny": 1e-150 * (Q1 @ np.diag(s) @ Q2.T),
         "near overflow": 1e300 * (Q1 @ np.diag(s) @ Q2.T) / n,
