@@ -728,3 +728,17 @@ def test_lyapunov_legend_sits_above_the_panels_and_explains_the_pale_points():
         labels = [t.get_text() for t in legend.get_texts()]
         assert "one network (seed)" in labels and any("mean field" in lab for lab in labels)
         plt.close(fig)
+
+
+def test_a_late_divergence_is_noted_to_the_left_of_its_mark_so_the_note_stays_in_the_panel():
+    import matplotlib.pyplot as plt
+
+    with figure_style():
+        early = ptraining.plot_loss(diverging_run(first_bad=3, updates=12))
+        late = ptraining.plot_loss(diverging_run(first_bad=11, updates=12))
+        assert early.texts[0].get_ha() == "left" and late.texts[0].get_ha() == "right"
+        late.figure.canvas.draw()
+        box = late.texts[0].get_window_extent()
+        frame = late.get_window_extent()
+        assert frame.x0 <= box.x0 and box.x1 <= frame.x1
+        plt.close("all")

@@ -53,9 +53,11 @@ def mark_divergence(ax, training, color, note: bool = True):
         return None
     ax.plot([first], [EDGE], color=color, transform=ax.get_xaxis_transform(), clip_on=False, zorder=6, **DIVERGED)
     if note:
+        steps = training["step"].to_numpy(dtype=float)
+        late = first > 0.5 * (steps.min() + steps.max())  # late in the run: write to the left, inside the axes
         ax.annotate(f"diverged at update {first:g} ({n_bad} of {n} updates non-finite)", (first, EDGE),
-                    xycoords=("data", "axes fraction"), xytext=(5, 0), textcoords="offset points", ha="left",
-                    va="center", fontsize=6.5, color=color, zorder=6)
+                    xycoords=("data", "axes fraction"), xytext=(-5 if late else 5, 0), textcoords="offset points",
+                    ha="right" if late else "left", va="center", fontsize=6.5, color=color, zorder=6)
     return first
 
 
