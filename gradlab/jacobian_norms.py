@@ -2,16 +2,20 @@
 
 ∂h_t/∂h_k = J_t J_{t−1} … J_{k+1} (t − k factors). For each end step t the
 product is grown backwards, P ← P J_k, one factor per lag, so every k < t
-costs one (n × n)·(n × n) product. P is rescaled as it grows and the log of
-the scale is accumulated: the product of a thousand exploding (or vanishing)
-Jacobians stays representable and every log-norm is finite. A product that is
+costs one (n × n)·(n × n) product. Every factor is divided by a bound on its
+norm (:class:`ScaledFactors`), P is rescaled whenever it drifts far from unit
+norm, and the logs of the scales are accumulated: the product of a thousand
+exploding (or vanishing) Jacobians stays representable and every log-norm is
+finite. A product that is
 exactly zero (every ReLU unit off at some step) has log-norm −inf, which is
 the true value.
 
 σ_max of each product
 ---------------------
 ``method="svd"`` (the reference) calls a full SVD per pair: about eight times
-the cost of the product itself. ``method="subspace"`` finds σ_max by block
+the cost of the product itself. ``method="exact"`` takes the top eigenvalue
+of P Pᵀ instead (exact to rounding, cheaper: see
+:func:`largest_gram_eigenvalue`). ``method="subspace"`` finds σ_max by block
 Krylov iteration on P Pᵀ (blocks of p = 8 vectors), warm-started from the
 previous lag: adding a factor on the right moves the leading *left* singular
 vectors of P only a little (they converge with the lag, as Oseledets' theorem
@@ -25,9 +29,9 @@ of a few consecutive lags are bounded together (fewer, larger calls).
 With ``workers=2`` two threads share the end steps; a single end step
 instead has its σ_max found on the second thread while the next products
 are formed.
-``method="auto"`` uses the SVD where it is as fast: n < 16, or n < 96 with a
-mean lag under 20 (short lags dominate; crossovers measured in
-``benchmarks/RESULTS.md``).
+``method="auto"`` uses ``"exact"`` where that is faster (small states, short
+lags; :func:`choose_method`, crossovers measured by
+``benchmarks/bench_norm_methods.py``).
 
 Pairs
 -----
@@ -50,12 +54,15 @@ import scipy.linalg
 from .errors import GradlabError
 from .trace import Trace
 
-METHODS = ("auto", "subspace", "svd")
+METHODS = ("auto", "subspace", "exact", "svd")
 BLOCK = 8            # p: Krylov block size (converges with the gap σ_1 vs σ_{p+1})
 RTOL = 1e-11         # relative error of σ_max certified by the subspace method
 GROUP = 8            # lags whose products are bounded together (when the stack is smaller)
 MAX_DEPTH = 8        # Krylov blocks per product before falling back to an exact σ_max
-SMALL_N = 16         # below this an exact SVD is as cheap as the iteration's Python overhead
+SMALL_N = 16         # below this an exact σ_max is as cheap as the iteration's Python overhead
+SUBSPACE_MIN_N = 96  # from this size on "auto" always iterates; between, only at long mean lags
+SUBSPACE_MIN_LAG = 20
+EVR_MIN = 48         # from this size on, LAPACK's evr (top eigenvalue only) beats one batched eigvalsh
 STACK_BYTES = 64 << 20   # largest stack of products grown at once (bounds memory for "all")
 SEED = 20131130      # start blocks are random but reproducible (the same norms on every call)
 LANES = 2            # independent stacks of end steps (one per thread with workers=2)
@@ -107,11 +114,12 @@ def jacobian_norms(trace, pairs: str = "last", method: str = "auto", workers: in
         Any object with ``B``, ``T``, ``state_size`` and ``right_multiply(P, t)``
         (the vanilla :class:`~gradlab.trace.Trace`, or a gated cell's trace).
     pairs : {"last", "all", "stride:K"}
-    method : {"auto", "subspace", "svd"}
+    method : {"auto", "subspace", "exact", "svd"}
         How σ_max of each product is found: warm-started block Krylov
         iteration with a certified error below 1e-11 relative (``"subspace"``),
-        a full SVD per pair (``"svd"``, the slow reference), or ``"auto"``
-        (whichever is faster for this size; see the module docstring).
+        the top eigenvalue of P Pᵀ per pair (``"exact"``), a full SVD per
+        pair (``"svd"``, the slow reference), or ``"auto"`` (whichever is
+        faster for this size; see the module docstring).
     workers : {1, 2}
         Threads (numpy releases the GIL in BLAS/LAPACK). With 2, the end
         steps are shared between two threads, each forming its products and
@@ -127,7 +135,8 @@ def jacobian_norms(trace, pairs: str = "last", method: str = "auto", workers: in
     Notes
     -----
     Cost: one (n × n)·(n × n) product per pair plus, for ``"subspace"``,
-    O(n² p) per Krylov block; ``"svd"`` adds an O(n³) SVD per pair.
+    O(n² p) per Krylov block; ``"exact"`` and ``"svd"`` add an O(n³)
+    eigen- or singular-value decomposition per pair.
     Memory: a few (n × n) products per sequence ("last"), at most
     ``STACK_BYTES`` of stacked products ("all", "stride:K").
 
@@ -160,7 +169,7 @@ def grow_log_norms(trace, ends: np.ndarray, method: str = "auto", workers: int =
     ----------
     trace : Trace
     ends : (E,) int, increasing, each in 1 … T
-    method : {"auto", "subspace", "svd"}
+    method : {"auto", "subspace", "exact", "svd"}
     workers : {1, 2} threads (see :func:`jacobian_norms`)
 
     Returns
@@ -173,9 +182,7 @@ def grow_log_norms(trace, ends: np.ndarray, method: str = "auto", workers: int =
         raise GradlabError(f"workers must be 1 or 2, got {workers!r}")
     r = trace.state_size
     if method == "auto":
-        # Short lags have flat spectra that only an SVD resolves; measured crossovers.
-        mean_lag = (ends * (ends + 1) / 2).sum() / ends.sum()
-        method = "svd" if r < SMALL_N or (r < 96 and mean_lag < 20) else "subspace"
+        method = choose_method(r, ends)
     p = min(BLOCK, r)
     factors = ScaledFactors.of(trace)
     ends = np.asarray(ends)
@@ -204,6 +211,24 @@ def grow_log_norms(trace, ends: np.ndarray, method: str = "auto", workers: int =
     for i, cols in enumerate(by_lane):
         out[i::LANES] = cols
     return out
+
+
+def mean_lag(ends: np.ndarray) -> float:
+    """Mean lag of the pairs ending at ``ends`` (every lag 1 … t for each t)."""
+    ends = np.asarray(ends, dtype=float)
+    return float((ends * (ends + 1) / 2).sum() / ends.sum())
+
+
+def choose_method(r: int, ends: np.ndarray) -> str:
+    """The faster σ_max method for state size r and these end steps (``method="auto"``).
+
+    Short lags have flat spectra, which the Krylov iteration cannot certify
+    cheaply, and small products make an exact σ_max cheap: crossovers
+    measured by ``benchmarks/bench_norm_methods.py``.
+    """
+    if r >= SUBSPACE_MIN_N or (r >= SMALL_N and mean_lag(ends) >= SUBSPACE_MIN_LAG):
+        return "subspace"
+    return "exact"
 
 
 class _Inline:
@@ -264,8 +289,8 @@ def _grow_chunk(factors, ends, method, p, rng, pool):
         added = np.cumsum(factors.log_c[:, steps - 1].transpose(1, 2, 0), axis=0)    # (g, Ea, B)
         ls = log_scale[first:] + added
         log_scale[first:] = ls[-1]
-        if method == "svd":
-            job = pool.submit(_svd_sigma, group.reshape(-1, r, r))
+        if method != "subspace":
+            job = pool.submit(EXACT_SIGMA[method], group.reshape(-1, r, r))
         else:
             # ‖P J‖ ≤ ‖P‖ ‖J‖: a bound on σ_max of every member (0 once a factor is exactly 0).
             growth = np.cumprod(factors.bound[:, steps - 1].transpose(1, 2, 0), axis=0).reshape(g, -1)
@@ -293,7 +318,7 @@ def _finish_group(pending, out, log_scale, U, upper, method, following):
     job, first, lag0, g, ls = pending
     E, B = log_scale.shape
     Ea = E - first
-    if method == "svd":
+    if method != "subspace":
         sigma, log_s = job.result()
     else:
         sigma, up, Um, log_s = job.result()
@@ -387,6 +412,15 @@ def _svd_sigma(P):
     """σ_max by full SVD after scaling by the largest |entry|: (σ, ln scale)."""
     P, log_s = renormalise(P, np.zeros(len(P)))
     return largest_singular_value(P), log_s
+
+
+def _gram_sigma(P):
+    """σ_max as √λ_max(P Pᵀ) after scaling by the largest |entry|: (σ, ln scale)."""
+    P, log_s = renormalise(P, np.zeros(len(P)))
+    return np.sqrt(largest_gram_eigenvalue(P)), log_s
+
+
+EXACT_SIGMA = {"svd": _svd_sigma, "exact": _gram_sigma}     # σ_max of every pair, no iteration
 
 
 def top_singular_values(P: np.ndarray, U: np.ndarray, prior: np.ndarray | None = None,
@@ -583,15 +617,20 @@ def largest_gram_eigenvalue(P: np.ndarray) -> np.ndarray:
     """σ_max² of each matrix in a batch (M, r, r) as the top eigenvalue of P Pᵀ.
 
     Exact like an SVD (backward stable: relative error ~ε in σ_max²) but
-    ~1.8× faster at r = 128, since LAPACK's MRRR solver (``evr``) computes
-    only the top eigenvalue of the tridiagonal form (benchmarks/RESULTS.md).
+    cheaper: from r = EVR_MIN on, LAPACK's MRRR solver (``evr``) computes
+    only the top eigenvalue of the tridiagonal form (~2× faster than the SVD
+    at r = 128); below, one batched call for all eigenvalues has less
+    overhead (``benchmarks/bench_norm_methods.py``).
     """
     r = P.shape[-1]
     P, log_s = renormalise(P, np.zeros(len(P)))  # entries ≤ 1: squares stay clear of underflow
     gram = P @ P.transpose(0, 2, 1)
-    top = np.array([max(scipy.linalg.eigh(g, eigvals_only=True, subset_by_index=[r - 1, r - 1],
-                                          driver="evr", check_finite=False)[0], 0.0) for g in gram])
-    return top * np.exp(2 * log_s)
+    if r < EVR_MIN:
+        top = np.linalg.eigvalsh(gram)[:, -1]
+    else:
+        top = np.array([scipy.linalg.eigh(g, eigvals_only=True, subset_by_index=[r - 1, r - 1],
+                                          driver="evr", check_finite=False)[0] for g in gram])
+    return np.maximum(top, 0.0) * np.exp(2 * log_s)
 
 
 def largest_singular_value(P: np.ndarray) -> np.ndarray:

@@ -96,6 +96,16 @@ def test_long_exploding_and_vanishing_products_stay_finite_and_exact():
         assert rel_diff(fast.log_norm, slow.log_norm) < RTOL
 
 
+@pytest.mark.parametrize("n", [8, 30, 60])
+def test_exact_method_matches_svd_reference(n):
+    """method="exact" (√λ_max(P Pᵀ) per pair) against a full SVD per pair."""
+    tr = make_trace(n, 40, B=2, radius=1.5, seed=n)
+    for pairs in ("last", "all"):
+        exact = gl.jacobian_norms(tr, pairs, method="exact")
+        svd = gl.jacobian_norms(tr, pairs, method="svd")
+        assert rel_diff(exact.log_norm, svd.log_norm) < 1e-12
+
+
 def test_workers_do_not_change_the_result():
     tr = make_trace(40, 60, B=1, seed=11)
     for pairs in ("last", "all"):
@@ -208,13 +218,14 @@ def test_most_products_are_certified_without_an_svd(exact_calls):
     assert sum(exact_calls) < 0.1 * tr.T
 
 
+@pytest.mark.parametrize("n", [40, 64])          # one batched eigvalsh below EVR_MIN, LAPACK evr from it on
 @pytest.mark.parametrize("scale", [1e-140, 1e-3, 1.0, 1e140])
-def test_exact_fallback_equals_the_svd(scale):
+def test_exact_fallback_equals_the_svd(scale, n):
     """λ_max(P Pᵀ), the fallback, is σ_max² to rounding: flat, low-rank, zero and huge/tiny matrices."""
     rng = np.random.default_rng(3)
-    flat = np.linalg.qr(rng.standard_normal((40, 40)))[0] * (1 + 1e-9 * rng.standard_normal(40))
-    low_rank = np.outer(rng.standard_normal(40), rng.standard_normal(40))
-    P = np.stack([rng.standard_normal((40, 40)), flat, low_rank, np.zeros((40, 40))]) * scale
+    flat = np.linalg.qr(rng.standard_normal((n, n)))[0] * (1 + 1e-9 * rng.standard_normal(n))
+    low_rank = np.outer(rng.standard_normal(n), rng.standard_normal(n))
+    P = np.stack([rng.standard_normal((n, n)), flat, low_rank, np.zeros((n, n))]) * scale
     sigma = np.linalg.svd(P, compute_uv=False)[:, 0]
     np.testing.assert_allclose(np.sqrt(jn.largest_gram_eigenvalue(P)), sigma, rtol=1e-13, atol=0)  # a few ε · n
 
