@@ -303,10 +303,10 @@ def training(tables: Tables) -> plt.Figure:
     ax_loss.set_title(context, loc="right")
     ax_grad.set_title(context, loc="right")
     marker_of = setting_markers(settings)
+    metric_text = METRIC_NAMES.get(metric_name, metric_name.replace("_", " "))
     for i, (ax, act) in enumerate(zip(finals, activations)):
         plot_final_metric(final[final["activation"] == act], ax=ax, color_of=color_of, chance=chance,
-                          log=metric_name == "mse", marker_of=marker_of,
-                          metric_label=f"final {METRIC_NAMES.get(metric_name, metric_name.replace('_', ' '))} (held out)")
+                          log=metric_name == "mse", marker_of=marker_of, metric_label=f"final {metric_text} (held out)")
         ax.set_title(activation_title(act), loc="right")
         if i:
             ax.set_ylabel("")
