@@ -5,9 +5,9 @@
 of P Pᵀ; ``"svd"``, the reference, for comparison) from the state size r
 and the mean lag of the requested pairs. This script measures the three on
 a grid of sizes and prints, for each case, CPU seconds per method, the
-fastest, and what ``auto`` picks, so the crossovers in
-``gradlab/jacobian_norms.py`` (``SMALL_N``, ``SUBSPACE_MIN_N``,
-``SUBSPACE_MIN_LAG``) can be checked on a new machine.
+fastest, and what ``auto`` picks, so the crossover in
+``gradlab/jacobian_norms.py`` (``SUBSPACE_MIN_WORK``, and ``EVR_MIN`` inside
+the exact method) can be checked on a new machine.
 
 CPU time (``time.process_time``) with ``workers=1`` and BLAS at one thread,
 median of repeats: the comparison is of work done, which a shared, noisy

@@ -59,10 +59,8 @@ BLOCK = 8            # p: Krylov block size (converges with the gap σ_1 vs σ_{
 RTOL = 1e-11         # relative error of σ_max certified by the subspace method
 GROUP = 8            # lags whose products are bounded together (when the stack is smaller)
 MAX_DEPTH = 8        # Krylov blocks per product before falling back to an exact σ_max
-SMALL_N = 16         # below this an exact σ_max is as cheap as the iteration's Python overhead
-SUBSPACE_MIN_N = 96  # from this size on "auto" always iterates; between, only at long mean lags
-SUBSPACE_MIN_LAG = 20
-EVR_MIN = 48         # from this size on, LAPACK's evr (top eigenvalue only) beats one batched eigvalsh
+SUBSPACE_MIN_WORK = 2e5   # "auto" iterates when r² · mean lag reaches this (measured crossover)
+EVR_MIN = 80         # from this size on, LAPACK's evr (top eigenvalue only) beats one batched eigvalsh
 STACK_BYTES = 64 << 20   # largest stack of products grown at once (bounds memory for "all")
 SEED = 20131130      # start blocks are random but reproducible (the same norms on every call)
 LANES = 2            # independent stacks of end steps (one per thread with workers=2)
@@ -222,13 +220,14 @@ def mean_lag(ends: np.ndarray) -> float:
 def choose_method(r: int, ends: np.ndarray) -> str:
     """The faster σ_max method for state size r and these end steps (``method="auto"``).
 
-    Short lags have flat spectra, which the Krylov iteration cannot certify
-    cheaply, and small products make an exact σ_max cheap: crossovers
-    measured by ``benchmarks/bench_norm_methods.py``.
+    An exact σ_max costs O(r³) per pair; the Krylov iteration costs O(r²)
+    per block but cannot certify the flat spectra of short lags cheaply, so
+    it pays for large r and long lags: ``"subspace"`` when r² · mean lag ≥
+    ``SUBSPACE_MIN_WORK`` (e.g. r = 128 from a mean lag of 12, r = 64 from
+    49, r = 32 from 195), else ``"exact"``. Crossover measured with
+    ``benchmarks/bench_norm_methods.py`` (``benchmarks/RESULTS.md``).
     """
-    if r >= SUBSPACE_MIN_N or (r >= SMALL_N and mean_lag(ends) >= SUBSPACE_MIN_LAG):
-        return "subspace"
-    return "exact"
+    return "subspace" if r * r * mean_lag(ends) >= SUBSPACE_MIN_WORK else "exact"
 
 
 class _Inline:
@@ -618,9 +617,9 @@ def largest_gram_eigenvalue(P: np.ndarray) -> np.ndarray:
 
     Exact like an SVD (backward stable: relative error ~ε in σ_max²) but
     cheaper: from r = EVR_MIN on, LAPACK's MRRR solver (``evr``) computes
-    only the top eigenvalue of the tridiagonal form (~2× faster than the SVD
-    at r = 128); below, one batched call for all eigenvalues has less
-    overhead (``benchmarks/bench_norm_methods.py``).
+    only the top eigenvalue of the tridiagonal form (~1.3–2× faster than the
+    SVD at r = 96–128); below, one batched call for all eigenvalues has less
+    overhead (~1.3× faster than the SVD at r = 32–64).
     """
     r = P.shape[-1]
     P, log_s = renormalise(P, np.zeros(len(P)))  # entries ≤ 1: squares stay clear of underflow

@@ -235,3 +235,12 @@ def test_the_fallback_is_really_used_for_flat_short_lag_products(exact_calls):
     tr = make_trace(48, 60, B=1, radius=1.0, seed=2)
     gl.jacobian_norms(tr, "all", method="subspace")
     assert sum(exact_calls) > 0
+
+
+def test_auto_iterates_only_for_large_states_and_long_lags():
+    """choose_method's crossover (measured in benchmarks/bench_norm_methods.py): r² · mean lag ≥ 2e5."""
+    assert jn.choose_method(128, jn.end_steps("last", 100)) == "subspace"    # mean lag 50.5
+    assert jn.choose_method(128, jn.end_steps("all", 20)) == "exact"         # mean lag 7.3
+    assert jn.choose_method(32, jn.end_steps("last", 100)) == "exact"
+    assert jn.choose_method(32, jn.end_steps("last", 500)) == "subspace"     # mean lag 250.5
+    assert jn.mean_lag(np.array([3])) == 2.0                                 # lags 1, 2, 3
