@@ -1,14 +1,16 @@
 """Shared fixtures for the gradlab test suite.
 
-* ``torch``: the PyTorch module for the independent float64 reference. When
-  torch is missing the test is skipped — unless ``GRADLAB_REQUIRE_TORCH=1``
-  (set by ``.ci/run``), where a missing torch is a failure, so CI can never go
-  green by silently skipping the cross-checks.
+* ``torch``: the PyTorch module for the independent float64 reference, and
+  ``dask_distributed`` for the Dask sweep backend. When one is missing its
+  tests are skipped — unless ``GRADLAB_REQUIRE_OPTIONAL=1`` (set by
+  ``.ci/run``), where a missing module is a failure, so CI can never go green
+  by silently skipping the cross-checks or the cluster path.
 * BLAS is pinned to one thread for the whole session: on 2-core machines
   OpenBLAS with 2 threads is many times slower on the tiny matrices used here.
 """
 from __future__ import annotations
 
+import importlib
 import os
 
 import numpy as np
@@ -24,17 +26,27 @@ def _one_blas_thread():
         yield
 
 
+def optional_module(name: str, install: str):
+    """Import ``name``, or skip the test (fail under ``GRADLAB_REQUIRE_OPTIONAL=1``)."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as e:
+        if os.environ.get("GRADLAB_REQUIRE_OPTIONAL") == "1":
+            pytest.fail(f"GRADLAB_REQUIRE_OPTIONAL=1 but {name} cannot be imported ({e}); "
+                        f"install it with `{install}`", pytrace=False)
+        pytest.skip(f"{name} is not installed ({install})")
+
+
 @pytest.fixture(scope="session")
 def torch():
-    """The torch module, or skip (fail under ``GRADLAB_REQUIRE_TORCH=1``)."""
-    try:
-        import torch as torch_module
-    except ImportError as e:
-        if os.environ.get("GRADLAB_REQUIRE_TORCH") == "1":
-            pytest.fail(f"GRADLAB_REQUIRE_TORCH=1 but torch cannot be imported ({e}); "
-                        "install it with `pip install torch==2.13.0`", pytrace=False)
-        pytest.skip("torch is not installed; the PyTorch cross-checks need it")
-    return torch_module
+    """PyTorch, the independent float64 reference."""
+    return optional_module("torch", "pip install torch==2.13.0")
+
+
+@pytest.fixture(scope="session")
+def dask_distributed():
+    """dask.distributed, the cluster backend of sweeps."""
+    return optional_module("dask.distributed", 'pip install -e ".[distributed]"')
 
 
 def make_model(activation: str, n: int, d: int, m: int, B: int, T: int, tokens: bool = False,

@@ -1,6 +1,7 @@
 """Sweeps: same CSVs whatever the workers or backend, resumable after SIGKILL, strict sweep files."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -95,8 +96,8 @@ def test_one_and_two_workers_give_identical_csvs(tmp_path):
     assert_same_tables(tmp_path / "one", tmp_path / "two")
 
 
-def test_dask_local_cluster_gives_the_same_csvs(tmp_path):
-    distributed = pytest.importorskip("dask.distributed")
+def test_dask_local_cluster_gives_the_same_csvs(tmp_path, dask_distributed):
+    distributed = dask_distributed
     spec = write_spec(tmp_path, RUN_SPEC)
     run_sweep(spec, tmp_path / "local")
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
@@ -222,16 +223,19 @@ def test_bad_sweep_files_exit_2_with_one_line_naming_key_and_value(tmp_path, cap
     err = capsys.readouterr().err
     assert e.value.code == 2
     assert err.count("\n") == 1 and err.startswith("Error: ") and str(spec) in err
-    assert pytest.importorskip("re").search(message, err), err
+    assert re.search(message, err), err
     assert not out.exists()                                            # nothing written
 
 
-def test_bad_jobs_and_unreachable_scheduler_are_one_line_errors(tmp_path):
+def test_bad_jobs_is_a_one_line_error(tmp_path):
     spec = write_spec(tmp_path, RUN_SPEC)
     with pytest.raises(GradlabError, match="jobs must be a whole number ≥ 1, got 0"):
         run_sweep(spec, tmp_path / "a", jobs=0)
     assert not (tmp_path / "a").exists()
-    pytest.importorskip("dask.distributed")
+
+
+def test_unreachable_scheduler_is_a_one_line_error(tmp_path, dask_distributed):
+    spec = write_spec(tmp_path, RUN_SPEC)
     with pytest.raises(GradlabError, match="cannot reach the Dask scheduler at 'nonsense://nowhere'"):
         run_sweep(spec, tmp_path / "b", scheduler="nonsense://nowhere")
     assert not (tmp_path / "b").exists()                               # refused before the folder is made
