@@ -74,12 +74,25 @@ def _finite_or_null(value):
 
 
 def check_new_folder(out, force: bool) -> Path:
-    """Refuse an existing, non-empty results folder unless ``force``."""
+    """Refuse an existing, non-empty results folder unless ``force``.
+
+    ``force`` deletes what it replaces, so it only ever replaces a folder
+    gradlab wrote (one with a ``manifest.json``), never someone's other files,
+    and no command writes into the current folder or one that holds it.
+    """
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise GradlabError(f"output path {str(out)!r} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise GradlabError(f"output folder {str(out)!r} already exists; pass --force to replace it")
+    here = Path.cwd().resolve()
+    if out.resolve() == here or out.resolve() in here.parents:
+        raise GradlabError(f"output folder {str(out)!r} is the current folder or holds it; "
+                           "name a new folder, e.g. --out results/NAME")
+    if out.is_dir() and any(out.iterdir()):
+        if not force:
+            raise GradlabError(f"output folder {str(out)!r} already exists; pass --force to replace it")
+        if not (out / "manifest.json").is_file():
+            raise GradlabError(f"output folder {str(out)!r} is not a gradlab results folder (no manifest.json), "
+                               "so --force will not delete it; move it away or choose another --out")
     return out
 
 
@@ -90,8 +103,16 @@ def results_folder(out, force: bool = False):
     Yields the temporary folder; on success it replaces ``out`` (the old
     folder, with ``force``, is removed only after the new one is complete).
     On any error the temporary folder is removed and ``out`` is untouched.
+    An existing ``out`` is refused as :func:`check_new_folder` says.
     """
     out = check_new_folder(out, force)
+    with replaced_folder(out) as tmp:
+        yield tmp
+
+
+@contextmanager
+def replaced_folder(out: Path):
+    """Build a folder in a temporary sibling of ``out``, then swap it in for whatever ``out`` holds."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
     try:

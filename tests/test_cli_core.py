@@ -139,9 +139,29 @@ def test_run_refuses_an_existing_folder_unless_forced(tmp_path, capsys):
     assert stderr.startswith("Error: ") and "already exists" in stderr and str(out) in stderr and "--force" in stderr
     assert sorted(os.listdir(out)) == ["keep.txt"] and sorted(os.listdir(tmp_path)) == ["r"]
 
-    assert gradlab(capsys, "run", *SMALL, "--out", out, "--force")[0] == 0
+    code, stdout, stderr = gradlab(capsys, "run", *SMALL, "--out", out, "--force")   # not gradlab's: kept
+    assert code == 2 and stdout == "" and "not a gradlab results folder" in stderr
+    assert sorted(os.listdir(out)) == ["keep.txt"]
+
+    (out / "keep.txt").unlink()
+    assert gradlab(capsys, "run", *SMALL, "--out", out)[0] == 0                      # an empty folder is fine
+    assert gradlab(capsys, "run", *SMALL, "--seed", "1", "--out", out)[0] == 2
+    assert gradlab(capsys, "run", *SMALL, "--seed", "1", "--out", out, "--force")[0] == 0
+    assert json.loads((out / "manifest.json").read_text())["config"]["seed"] == 1
     assert sorted(os.listdir(out)) == ["grads.csv", "manifest.json", "norms.csv", "spectrum.csv"]
     assert sorted(os.listdir(tmp_path)) == ["r"]  # no temporary or old folder left beside it
+
+
+@pytest.mark.parametrize("command", [["run", *SMALL], ["train", "--steps", "4", "--hidden", "2", "--updates", "1"],
+                                     ["lyapunov", "--gains", "1", "--hidden", "2", "--steps", "3", "--warmup", "1"]])
+def test_force_never_deletes_the_current_folder(tmp_path, capsys, monkeypatch, command):
+    """`--out . --force` used to delete the files of the folder the user was in (or crash)."""
+    (tmp_path / "notes.txt").write_text("mine")
+    monkeypatch.chdir(tmp_path)
+    code, stdout, stderr = gradlab(capsys, *command, "--out", ".", "--force")
+    assert code == 2 and stdout == "" and len(stderr.splitlines()) == 1
+    assert "'.' is the current folder or holds it" in stderr
+    assert os.listdir(tmp_path) == ["notes.txt"]
 
 
 def write_bad_files(folder: Path) -> None:

@@ -25,11 +25,37 @@ def test_a_failed_folder_leaves_nothing_and_the_old_folder_intact(tmp_path):
     out = tmp_path / "res"
     with results_folder(out) as tmp:
         (tmp / "a.csv").write_text("old")
+        write_json(tmp / "manifest.json", {})
     with pytest.raises(RuntimeError), results_folder(out, force=True) as tmp:
         (tmp / "a.csv").write_text("new")
         raise RuntimeError("killed half way")
     assert (out / "a.csv").read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["res"]  # no temporary leftovers
+
+
+def test_force_replaces_only_a_folder_gradlab_wrote(tmp_path):
+    """--force deletes the folder it replaces: never one without a manifest.json (someone's files)."""
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "thesis.tex").write_text("precious")
+    with pytest.raises(gl.GradlabError, match=r"'.*mine' is not a gradlab results folder \(no manifest\.json\)"):
+        with results_folder(out, force=True):
+            pass
+    assert sorted(p.name for p in out.iterdir()) == ["thesis.tex"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
+
+
+@pytest.mark.parametrize("name", [".", "..", ""])
+def test_the_current_folder_or_one_holding_it_is_never_an_output_folder(tmp_path, monkeypatch, name):
+    here = tmp_path / "project"
+    here.mkdir()
+    (here / "manifest.json").write_text("{}")   # even one that looks like results
+    monkeypatch.chdir(here)
+    with pytest.raises(gl.GradlabError, match=r"is the current folder or holds it"):
+        with results_folder(name, force=True):
+            pass
+    assert sorted(p.name for p in here.iterdir()) == ["manifest.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["project"]
 
 
 def test_an_existing_folder_needs_force(tmp_path):
