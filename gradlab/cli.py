@@ -5,9 +5,12 @@ No computation lives here. Every command has a library function behind it
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
+import signal
 import sys
+import threading
 
 import click
 from threadpoolctl import threadpool_limits
@@ -15,7 +18,7 @@ from threadpoolctl import threadpool_limits
 from . import __version__
 from .activations import ACTIVATIONS
 from .clipping import CLIPPINGS
-from .config import CELLS, RunConfig
+from .config import CELLS, RunConfig, check_rnn_cell
 from .errors import GradlabError, check_positive_int, check_positive_number
 from .init import INITS, SCALE_BY
 from .losses import LOSS_STEPS, LOSSES
@@ -147,9 +150,7 @@ def check(truncate, tol, **options):
 
     check_positive_number(tol, "tol")
     config = config_from(options)
-    if config.cell != "rnn":
-        raise GradlabError(f"gradlab check compares BPTT parameter gradients of cell 'rnn' only, got {config.cell!r} "
-                           "(gated-cell Jacobians are checked against PyTorch in tests/test_gated.py)")
+    check_rnn_cell(config, "gradlab check")
     model = build_model(config)
     c = model.config
     table = gradient_check(model.params, model.x, model.y, c.activation, c.loss_name, c.loss_steps, truncate)
@@ -438,10 +439,35 @@ def lyapunov(activations, gains, hidden, steps, burn, warmup, seeds, out, force)
     click.echo(f"wrote {out}/lyapunov.csv, mean_field.csv, transitions.csv, manifest.json")
 
 
+class Terminated(BaseException):
+    """SIGTERM (``kill PID``, ``timeout``, a batch system) as an exception, so it unwinds like Ctrl-C."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated
+
+
+@contextlib.contextmanager
+def sigterm_unwinds():
+    """While a command runs, SIGTERM raises :class:`Terminated` instead of ending the process on the spot.
+
+    Unwinding removes the temporary folder of a results folder being written
+    and shuts a sweep's worker pool down, as Ctrl-C does.
+    """
+    if threading.current_thread() is not threading.main_thread():   # signal handlers live in the main thread
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv=None):
     """Entry point: one-line errors, exit code 2 for bad input, no tracebacks."""
     try:
-        with threadpool_limits(limits=BLAS_THREADS, user_api="blas"):
+        with sigterm_unwinds(), threadpool_limits(limits=BLAS_THREADS, user_api="blas"):
             rv = cli.main(args=argv, prog_name="gradlab", standalone_mode=False)
     except NO_ARGS_IS_HELP as e:
         click.echo(e.ctx.get_help() if e.ctx else str(e))
@@ -460,6 +486,9 @@ def main(argv=None):
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         rv = 130
+    except Terminated:
+        click.echo("Terminated.", err=True)
+        rv = 128 + signal.SIGTERM
     sys.exit(rv if isinstance(rv, int) else 0)
 
 

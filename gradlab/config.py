@@ -125,6 +125,12 @@ def check_initial_network(config) -> None:
     check_positive_int(config.seed, "seed", minimum=0)
 
 
+def check_rnn_cell(config: RunConfig, what: str) -> None:
+    """BPTT parameter gradients (``gradlab check``, truncation sweeps) exist for the vanilla RNN only."""
+    if config.cell != "rnn":
+        raise GradlabError(f"{what} needs cell 'rnn' (it compares BPTT parameter gradients), got cell {config.cell!r}")
+
+
 def config_from_dict(cls, values: dict, noun: str):
     """``cls(**values)`` for a config dataclass, naming any unknown key (``unknown <noun> parameter``)."""
     known = {f.name for f in fields(cls)}

@@ -35,11 +35,15 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import os
 import shutil
+import signal
 import sys
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import closing
 from dataclasses import dataclass, replace
 from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
@@ -49,10 +53,10 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from .activations import get_activation
-from .config import RunConfig
+from .config import RunConfig, check_rnn_cell
 from .errors import GradlabError, check_choice, check_positive_int
 from .gradcheck import truncation_errors
-from .results import check_new_folder, manifest, results_folder, write_csv, write_json
+from .results import check_new_folder, manifest, replaced_folder, results_folder, write_csv, write_json
 from .runner import analyse, build_model, norms_by_lag
 from .spectrum import sigma_max, spectral_radius
 from .training import TrainConfig, train
@@ -122,7 +126,10 @@ class SweepSpec:
         grid.update(self.quick_grid)
         fixed.update(self.quick_fixed)
         spec = replace(self, grid=grid, fixed=fixed, quick=True)
-        _check_points(spec)
+        try:
+            _check_points(spec)
+        except GradlabError as e:
+            raise GradlabError(f"with its [quick] replacements: {e}") from None
         return spec
 
 
@@ -147,7 +154,8 @@ def parse_spec(text: str, source: str = "<sweep>", quick: bool = False) -> Sweep
     try:
         spec = _spec_from_dict(raw, text, source)
         _check_points(spec)
-        return spec.with_quick() if quick else spec
+        quick_spec = spec.with_quick()   # checks the [quick] tables whether or not they are used now
+        return quick_spec if quick else spec
     except GradlabError as e:
         raise GradlabError(f"{source}: {e}") from None
 
@@ -202,7 +210,14 @@ def _fixed_table(table, name: str) -> dict:
 def _check_points(spec: SweepSpec) -> None:
     """Build the config of every run, so a bad value fails before anything runs."""
     for params in spec.points():
-        make_config(spec.kind, params)
+        config = make_config(spec.kind, params)
+        _check_files(config[0] if spec.kind == "truncation" else config)
+
+
+def _check_files(config) -> None:
+    """Read the weights and input files a run names (a run reads them only when it starts)."""
+    if isinstance(config, RunConfig) and (config.weights is not None or config.input_seq is not None):
+        build_model(config)
 
 
 def make_config(kind: str, params: dict):
@@ -215,7 +230,9 @@ def make_config(kind: str, params: dict):
             raise GradlabError("a truncation sweep needs the parameter 'truncate' (K of bptt_truncate)")
         K = rest.pop("truncate")
         check_positive_int(K, "truncate", minimum=0)
-        return RunConfig.from_dict(rest), K
+        config = RunConfig.from_dict(rest)
+        check_rnn_cell(config, "a truncation sweep")
+        return config, K
     return RunConfig.from_dict(params)
 
 
@@ -357,10 +374,13 @@ def run_sweep(spec, out, jobs: int = 1, scheduler: str | None = None, force: boo
     context = _pool_context()    # before tqdm starts its monitor thread
     bar = tqdm(total=len(runs), initial=len(runs) - len(todo), unit="run", desc=Path(spec.source).stem,
                disable=quiet or not sys.stderr.isatty())
+    # closing(): stopped by an error or a signal, the runner cancels the runs not yet started at once
+    # (left to the garbage collector, a process pool would first work through all of them).
     try:
-        for run, tables in _execute(spec.kind, todo, jobs, client, context):
-            _commit_part(parts / run.part, tables)
-            bar.update()
+        with closing(_execute(spec.kind, todo, jobs, client, context)) as finished:
+            for run, tables in finished:
+                _commit_part(parts / run.part, tables)
+                bar.update()
     finally:
         bar.close()
     names = _merge_parts(out, runs)
@@ -384,10 +404,11 @@ def _prepare_folder(spec: SweepSpec, out: Path, force: bool, n_runs: int) -> Non
         check_new_folder(out, force)
         if out.is_dir():
             shutil.rmtree(out)
-    (out / PARTS).mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_manifest(spec, out, n_runs, finished=False)   # first: a folder gradlab made always has one
+    (out / PARTS).mkdir(exist_ok=True)
     for stale in (out / PARTS).glob(".*"):          # temp folders of parts being written when killed
         shutil.rmtree(stale, ignore_errors=True)
-    _write_manifest(spec, out, n_runs, finished=False)
 
 
 def _write_manifest(spec: SweepSpec, out: Path, n_runs: int, finished: bool) -> None:
@@ -399,7 +420,7 @@ def _write_manifest(spec: SweepSpec, out: Path, n_runs: int, finished: bool) -> 
 
 def _commit_part(folder: Path, tables: dict) -> None:
     """Write one run's tables as a folder that appears whole or not at all."""
-    with results_folder(folder, force=True) as tmp:
+    with replaced_folder(folder) as tmp:
         for name, table in tables.items():
             write_csv(tmp / f"{name}.csv", table)
 
@@ -423,16 +444,65 @@ def _execute(kind: str, todo: list[Run], jobs: int, client=None, context=None):
         yield from _execute_dask(kind, todo, client)
     elif jobs == 1 or len(todo) <= 1:
         for run in todo:
-            yield run, run_tables(kind, run)
+            yield run, _sweep_run(kind, run)
     else:
-        with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=context or _pool_context()) as pool:
-            futures = {pool.submit(run_tables, kind, run): run for run in todo}
+        with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=context or _pool_context(),
+                                 initializer=_exit_with_parent, initargs=(os.getpid(),)) as pool:
+            futures = {pool.submit(_sweep_run, kind, run): run for run in todo}
             try:
                 for future in as_completed(futures):
-                    yield futures[future], future.result()
+                    yield futures[future], _result(future, BrokenProcessPool)
             except BaseException:
-                pool.shutdown(wait=False, cancel_futures=True)
+                _stop_workers(pool)
                 raise
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Cancel the runs not started and end the running ones (an interrupted sweep drops their results anyway).
+
+    Left alone, the workers would finish their current and already queued runs first.
+    """
+    processes = list(pool._processes.values())   # Python < 3.14 has no public terminate_workers()
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+
+
+def _sweep_run(kind: str, run: Run) -> dict[str, pd.DataFrame]:
+    """:func:`run_tables` for one run of a sweep; an error says which of its runs failed."""
+    try:
+        return run_tables(kind, run)
+    except GradlabError as e:
+        params = ", ".join(f"{k} = {v}" for k, v in run.params.items())
+        raise GradlabError(f"run {run.run_id} ({params}): {e}") from None
+
+
+def _result(future, worker_lost):
+    """A finished run's tables; a worker that died (killed, out of memory) is a one-line error."""
+    try:
+        return future.result()
+    except worker_lost:
+        raise GradlabError("a worker process died (killed, or out of memory?); the finished runs are kept: "
+                           "run the same command again to resume, with fewer --jobs if memory is short") from None
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Pool-worker initializer: the worker ends when the sweep's process does.
+
+    A sweep killed outright (SIGKILL, or SIGTERM to it alone) cannot stop its
+    workers, and a worker waiting for work would wait forever; this thread sees
+    the parent's id change (the worker is re-parented) and exits. SIGTERM ends
+    a worker at once, as for any process (the handler it inherits by fork is
+    meant for the sweep's main process).
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(0.2)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="gradlab-exit-with-parent", daemon=True).start()
 
 
 def _pool_context():
@@ -459,13 +529,14 @@ def _dask_client(scheduler: str):
 
 
 def _execute_dask(kind: str, todo: list[Run], client):
+    from dask.distributed import KilledWorker
     from dask.distributed import as_completed as dask_completed
 
     with client:
-        futures = {client.submit(run_tables, kind, run, key=f"gradlab-{run.part}", pure=False): run
+        futures = {client.submit(_sweep_run, kind, run, key=f"gradlab-{run.part}", pure=False): run
                    for run in todo}
         for future in dask_completed(list(futures)):
-            yield futures[future], future.result()
+            yield futures[future], _result(future, KilledWorker)
 
 
 def write_single_run(kind: str, params: dict, out, force: bool = False, quiet: bool = True) -> dict:

@@ -270,6 +270,28 @@ def test_ctrl_c_is_one_line_and_exit_130(capsys, monkeypatch):
     assert stderr.strip() == "Interrupted." and "Traceback" not in stderr
 
 
+TERMINATED_WHILE_WRITING = """
+import os, signal, sys
+import gradlab.results
+from gradlab.cli import main
+real_write_csv = gradlab.results.write_csv
+def write_then_terminated(path, table):
+    real_write_csv(path, table)
+    os.kill(os.getpid(), signal.SIGTERM)        # `kill PID` arrives half-way through writing the folder
+gradlab.results.write_csv = write_then_terminated
+import gradlab.runner
+gradlab.runner.write_csv = write_then_terminated
+main(sys.argv[1:])
+"""
+
+
+def test_sigterm_while_writing_is_one_line_exit_143_and_leaves_no_temporary_folder(tmp_path):
+    proc = subprocess.run([sys.executable, "-c", TERMINATED_WHILE_WRITING, "run", *SMALL, "--out", "r"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 143 and proc.stdout == "" and proc.stderr.strip() == "Terminated."
+    assert os.listdir(tmp_path) == []     # neither the folder nor its half-written temporary sibling
+
+
 def test_version_and_help_in_process(capsys):
     code, stdout, _ = gradlab(capsys, "--version")
     assert code == 0 and stdout.strip() == f"gradlab, version {gl.__version__}"

@@ -136,6 +136,113 @@ def test_a_sweep_killed_mid_way_resumes_to_the_same_csvs(tmp_path):
     assert runs["run_id"].tolist() == [f"r{i:04d}" for i in range(24)]   # none lost, none twice
 
 
+def finished_parts(out: Path) -> int:
+    parts = out / "parts"
+    return len([p for p in parts.iterdir() if not p.name.startswith(".")]) if parts.is_dir() else 0
+
+
+def child_pids(pid: int) -> list[int]:
+    """Live (not zombie) processes whose parent is ``pid``, from /proc."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            children.append(int(stat.parent.name))
+    return children
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def start_two_worker_sweep(tmp_path: Path, out: Path):
+    """A 24-run sweep on 2 worker processes, returned once some runs are done and both workers are up."""
+    spec = write_spec(tmp_path, RUN_SPEC.replace("hidden = 4", "hidden = 24").replace("steps = 12", "steps = 60")
+                      .replace("seed = [0, 1]", "seed = [0, 1, 2, 3]"))
+    log = tmp_path / "stderr.txt"
+    with open(log, "w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "gradlab", "sweep", str(spec), "--out", str(out),
+                                 "--jobs", "2", "--quiet"], stdout=subprocess.DEVNULL, stderr=err, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if finished_parts(out) >= 2 and len(child_pids(proc.pid)) >= 2:
+            break
+        time.sleep(0.005)
+    assert proc.poll() is None, f"the sweep ended by itself ({proc.returncode}): {log.read_text()}"
+    return spec, proc, child_pids(proc.pid), log
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM])
+def test_a_killed_sweep_leaves_no_worker_processes_and_resumes(tmp_path, signum):
+    """`kill PID` or the OOM killer used to leave the pool workers waiting for work forever."""
+    out = tmp_path / "killed"
+    spec, proc, workers, log = start_two_worker_sweep(tmp_path, out)
+    try:
+        os.kill(proc.pid, signum)
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(alive(w) for w in workers):
+            time.sleep(0.05)
+        assert not any(alive(w) for w in workers), "worker processes outlived the sweep"
+    finally:
+        for w in workers:
+            if alive(w):
+                os.kill(w, signal.SIGKILL)
+    if signum == signal.SIGTERM:          # unwound like Ctrl-C: one line, the shell's exit code, no temp folder
+        assert proc.returncode == 143 and log.read_text().strip() == "Terminated."
+        assert not [p.name for p in (out / "parts").iterdir() if p.name.startswith(".")]
+    n_done = finished_parts(out)
+    assert n_done < 24 and not (out / "runs.csv").exists()
+
+    outcome = run_sweep(spec, out)                       # the same command again
+    assert outcome.n_already_done == n_done and outcome.n_computed == 24 - n_done
+    run_sweep(spec, tmp_path / "whole")
+    assert_same_tables(out, tmp_path / "whole")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+def test_a_worker_that_dies_is_a_one_line_error_and_the_sweep_resumes(tmp_path):
+    """A worker killed under the sweep (e.g. out of memory) used to end it with a BrokenProcessPool traceback."""
+    out = tmp_path / "out"
+    spec, proc, workers, log = start_two_worker_sweep(tmp_path, out)
+    os.kill(workers[0], signal.SIGKILL)
+    proc.wait(timeout=60)
+    lines = log.read_text().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, lines
+    assert lines[0].startswith("Error: a worker process died") and "run the same command again" in lines[0]
+    assert not any(alive(w) for w in workers)
+    outcome = run_sweep(spec, out)
+    assert outcome.n_runs == 24 and outcome.n_already_done >= 2
+
+
+def test_an_error_in_one_run_names_the_run(tmp_path, capsys):
+    """A linear net with ρ = 3 overflows float64 over 800 steps; of two runs, the message says which."""
+    text = 'kind = "run"\n[grid]\nradius = [0.5, 3.0]\n[fixed]\nactivation = "linear"\nhidden = 4\nsteps = 800\n'
+    with pytest.raises(SystemExit) as e:
+        main(["sweep", str(write_spec(tmp_path, text)), "--out", str(tmp_path / "out"), "--quiet"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1
+    assert err.startswith("Error: run r0001 (radius = 3.0, activation = linear, hidden = 4, steps = 800): "
+                          "the forward pass overflows float64"), err
+
+
+def test_force_does_not_delete_a_folder_that_is_not_a_sweep(tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "data.csv").write_text("mine")
+    with pytest.raises(SystemExit) as e:
+        main(["sweep", str(write_spec(tmp_path, RUN_SPEC)), "--out", str(out), "--quiet", "--force"])
+    assert e.value.code == 2 and "not a gradlab results folder" in capsys.readouterr().err
+    assert os.listdir(out) == ["data.csv"]
+
+
 def test_a_finished_sweep_is_not_recomputed(tmp_path):
     spec, out = write_spec(tmp_path, RUN_SPEC), tmp_path / "out"
     run_sweep(spec, out)
@@ -212,6 +319,11 @@ BAD_SPECS = [
     ('kind = "run"\n[grid]\nhidden = [4]\n[fixed]\nhidden = 5\n', "'hidden' is in both"),
     ('kind = "truncation"\n[grid]\nradius = [1.0]\n', "needs the parameter 'truncate'"),
     ('kind = "run"\n[quick]\nradius = [1.0]\n', "unknown key 'quick.radius'"),
+    ('kind = "run"\n[grid]\nradius = [1.0]\n[quick.grid]\nradius = [-1.0]\n',
+     r"with its \[quick\] replacements: radius must be a positive number, got -1.0"),   # checked without --quick too
+    ('kind = "run"\n[fixed]\nweights = "no-such-weights.npz"\n', "weights file 'no-such-weights.npz' does not exist"),
+    ('kind = "run"\n[fixed]\ninput_seq = "no-such-inputs.npy"\n', "input file 'no-such-inputs.npy' does not exist"),
+    ('kind = "truncation"\n[fixed]\ntruncate = 2\ncell = "lstm"\n', "a truncation sweep needs cell 'rnn'.*got cell 'lstm'"),
 ]
 
 
