@@ -39,7 +39,9 @@ def finite_difference_grads(params: RNNParams, x, y, activation="tanh", loss="ms
 
 
 def relative_error(g: np.ndarray, f: np.ndarray) -> float:
-    """max |g − f| / max(max |g|, max |f|); 0 when both are zero."""
+    """max |g − f| / max(max |g|, max |f|); 0 when both are zero, NaN when either is not finite."""
+    if not (np.all(np.isfinite(g)) and np.all(np.isfinite(f))):
+        return float("nan")
     scale = max(np.max(np.abs(g)), np.max(np.abs(f)))
     return float(np.max(np.abs(g - f)) / scale) if scale > 0 else 0.0
 

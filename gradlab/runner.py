@@ -70,6 +70,24 @@ def build_model(config: RunConfig) -> Model:
     return Model(config, params, x, y)
 
 
+def finite_forward(model: Model) -> tuple[Trace, float, np.ndarray]:
+    """The forward pass, loss and output errors ∂L/∂h_t of a vanilla-RNN ``model``, all finite.
+
+    States that overflow float64 (an exploding linear or ReLU net over many
+    steps) make the loss and every gradient NaN: such a model is refused with
+    one line instead of being measured (or gradient-checked) as NaN.
+    """
+    cfg, params = model.config, model.params
+    with np.errstate(over="ignore", invalid="ignore"):
+        trace = forward(params, model.x, cfg.activation)
+        loss, _, direct = output_errors(params, trace, model.y, cfg.loss_name, cfg.loss_steps)
+    if not (np.all(np.isfinite(trace.h)) and np.isfinite(loss) and np.all(np.isfinite(direct))):
+        t = int(np.argmin(np.all(np.isfinite(trace.h), axis=(0, 2))))
+        raise GradlabError(f"the forward pass overflows float64 (states or loss) {f'at step {t} ' if t else ''}"
+                           f"of {trace.T}: use fewer steps, a smaller radius or input scale, or tanh/sigmoid")
+    return trace, loss, direct
+
+
 def random_targets(rng, loss: str, loss_steps: str, B: int, T: int, m: int) -> np.ndarray:
     """Targets for a loss when there is no task: uniform classes or N(0, 1) values."""
     shape = (B, T) if loss_steps == "all" else (B,)
@@ -109,15 +127,7 @@ def analyse(config: RunConfig) -> RunResult:
     cfg, params = model.config, model.params
     if cfg.cell != "rnn":
         return analyse_gated(model)
-    # States that overflow float64 (an exploding linear or ReLU net over many steps) make the
-    # loss and ∂L/∂h_k NaN: refuse the run with one line instead of writing NaN.
-    with np.errstate(over="ignore", invalid="ignore"):
-        trace = forward(params, model.x, cfg.activation)
-        loss, _, direct = output_errors(params, trace, model.y, cfg.loss_name, cfg.loss_steps)
-    if not (np.all(np.isfinite(trace.h)) and np.isfinite(loss) and np.all(np.isfinite(direct))):
-        t = int(np.argmin(np.all(np.isfinite(trace.h), axis=(0, 2))))
-        raise GradlabError(f"the forward pass overflows float64 (states or loss) {f'at step {t} ' if t else ''}"
-                           f"of {trace.T}: use fewer steps, a smaller radius or input scale, or tanh/sigmoid")
+    trace, loss, direct = finite_forward(model)
     norms = jacobian_norms(trace, cfg.pairs)
     log_grads = log_loss_grad_norms(trace, direct)
     rho, smax, gamma = spectral_radius(params.W_hh), sigma_max(params.W_hh), trace.activation.gamma

@@ -57,7 +57,7 @@ from .config import RunConfig, check_rnn_cell
 from .errors import GradlabError, check_choice, check_positive_int
 from .gradcheck import truncation_errors
 from .results import check_new_folder, manifest, replaced_folder, results_folder, write_csv, write_json
-from .runner import analyse, build_model, norms_by_lag
+from .runner import analyse, build_model, finite_forward, norms_by_lag
 from .spectrum import sigma_max, spectral_radius
 from .training import TrainConfig, train
 
@@ -290,6 +290,7 @@ def _compute(kind: str, params: dict, quiet: bool) -> tuple[dict, dict]:
     if kind == "truncation":
         config, K = config
         model = build_model(config)
+        finite_forward(model)
         c = model.config
         errors = truncation_errors(model.params, model.x, model.y, [K], c.activation, c.loss_name, c.loss_steps)
         W_hh = model.params.W_hh

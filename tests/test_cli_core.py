@@ -249,6 +249,14 @@ def test_check_truncate_reports_the_tutorials_failing_check(capsys):
     assert code == 0 and float(match.group(1)) < 1e-12
 
 
+def test_check_refuses_a_network_whose_states_overflow(capsys):
+    """It used to print PASS (error 0.00e+00, exit 0) for gradients that were all NaN."""
+    code, stdout, stderr = gradlab(capsys, "check", "--hidden", "4", "--inputs", "1", "--steps", "800",
+                                   "--batch", "1", "--activation", "linear", "--radius", "3")
+    assert code == 2 and stdout == "" and len(stderr.splitlines()) == 1
+    assert re.match(r"Error: the forward pass overflows float64 .*at step \d+ of 800", stderr)
+
+
 def test_check_rejects_a_negative_truncation(capsys):
     code, stdout, stderr = gradlab(capsys, "check", "--truncate", "-1")
     assert code == 2 and stdout == "" and "-1" in stderr and len(stderr.splitlines()) == 1

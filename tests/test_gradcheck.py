@@ -54,6 +54,14 @@ def test_relative_error_is_judged_on_the_gradients_scale():
     assert relative_error(np.zeros(2), np.array([0.0, 3.0])) == 1.0
 
 
+def test_relative_error_of_non_finite_gradients_is_nan_not_zero():
+    """An overflowing network's gradients are NaN; calling them 0 away from each other passed `gradlab check`."""
+    nan = np.full(3, np.nan)
+    assert np.isnan(relative_error(nan, nan))
+    assert np.isnan(relative_error(np.array([1.0, np.inf]), np.array([1.0, np.inf])))
+    assert np.isnan(relative_error(np.ones(2), np.array([1.0, np.nan])))
+
+
 def test_gradient_check_table():
     p, x = make_model("tanh", n=3, d=2, m=2, B=2, T=5)
     y = draw_targets(np.random.default_rng(0), "mse", "all", 2, 5, 2)

@@ -222,14 +222,17 @@ def test_a_worker_that_dies_is_a_one_line_error_and_the_sweep_resumes(tmp_path):
     assert outcome.n_runs == 24 and outcome.n_already_done >= 2
 
 
-def test_an_error_in_one_run_names_the_run(tmp_path, capsys):
-    """A linear net with ρ = 3 overflows float64 over 800 steps; of two runs, the message says which."""
-    text = 'kind = "run"\n[grid]\nradius = [0.5, 3.0]\n[fixed]\nactivation = "linear"\nhidden = 4\nsteps = 800\n'
+@pytest.mark.parametrize("kind, extra", [("run", ""), ("truncation", ", truncate = 3")])
+def test_an_error_in_one_run_names_the_run(tmp_path, capsys, kind, extra):
+    """A linear net with ρ = 3 overflows float64 over 800 steps; of two runs, the message says which.
+    (A truncation sweep used to write NaN errors for it instead.)"""
+    fixed = {"activation": '"linear"', "hidden": 4, "steps": 800, **({"truncate": 3} if extra else {})}
+    text = f'kind = "{kind}"\n[grid]\nradius = [0.5, 3.0]\n[fixed]\n' + "".join(f"{k} = {v}\n" for k, v in fixed.items())
     with pytest.raises(SystemExit) as e:
         main(["sweep", str(write_spec(tmp_path, text)), "--out", str(tmp_path / "out"), "--quiet"])
     err = capsys.readouterr().err
     assert e.value.code == 2 and err.count("\n") == 1
-    assert err.startswith("Error: run r0001 (radius = 3.0, activation = linear, hidden = 4, steps = 800): "
+    assert err.startswith(f"Error: run r0001 (radius = 3.0, activation = linear, hidden = 4, steps = 800{extra}): "
                           "the forward pass overflows float64"), err
 
 
