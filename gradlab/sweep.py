@@ -459,14 +459,16 @@ def _execute(kind: str, todo: list[Run], jobs: int, client=None, context=None):
 
 
 def _stop_workers(pool: ProcessPoolExecutor) -> None:
-    """Cancel the runs not started and end the running ones (an interrupted sweep drops their results anyway).
+    """End the running runs and cancel the others (an interrupted sweep drops their results anyway).
 
-    Left alone, the workers would finish their current and already queued runs first.
+    Left alone, the workers would finish their current and already queued runs
+    first. The pool's manager thread is waited for, so that it is not still
+    closing its pipes when the interpreter exits (a race in Python 3.11 that
+    prints an OSError traceback after an otherwise clean one-line error).
     """
-    processes = list(pool._processes.values())   # Python < 3.14 has no public terminate_workers()
-    pool.shutdown(wait=False, cancel_futures=True)
-    for process in processes:
+    for process in list((pool._processes or {}).values()):   # Python < 3.14 has no public terminate_workers()
         process.terminate()
+    pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _sweep_run(kind: str, run: Run) -> dict[str, pd.DataFrame]:
