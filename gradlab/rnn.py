@@ -48,11 +48,12 @@ def input_drive(W_xh: np.ndarray, x: np.ndarray) -> np.ndarray:
 def check_inputs(x: np.ndarray, d: int) -> np.ndarray:
     """Validate a batch of inputs against input size ``d``; return it as (B, T[, d])."""
     x = np.asarray(x)
+    shape = x.shape      # as given, for the messages
     if np.issubdtype(x.dtype, np.integer):
         if x.ndim == 1:
             x = x[None]
         if x.ndim != 2:
-            raise GradlabError(f"token inputs must have shape (T,) or (B, T), got {x.shape}")
+            raise GradlabError(f"token inputs must have shape (T,) or (B, T), got {shape}")
         if x.size and (x.min() < 0 or x.max() >= d):
             raise GradlabError(f"token ids must lie in [0, {d}), got range [{x.min()}, {x.max()}]")
     else:
@@ -60,7 +61,7 @@ def check_inputs(x: np.ndarray, d: int) -> np.ndarray:
         if x.ndim == 2:
             x = x[None]
         if x.ndim != 3 or x.shape[2] != d:
-            raise GradlabError(f"inputs must have shape (T, {d}) or (B, T, {d}), got {x.shape}")
+            raise GradlabError(f"inputs must have shape (T, {d}) or (B, T, {d}), got {shape}")
         if not np.all(np.isfinite(x)):
             raise GradlabError("inputs contain non-finite values (nan or inf)")
     if x.shape[1] < 1:

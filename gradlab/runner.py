@@ -58,7 +58,7 @@ def build_model(config: RunConfig) -> Model:
         params = init_params(config.hidden, config.inputs, config.outputs, config.init, config.radius,
                              w_rng, config.scale_by, config.input_scale)
     if config.input_seq is not None:
-        x = check_inputs(load_inputs(config.input_seq), params.d)
+        x = input_file(config, params.d)
     elif config.tokens:
         x = x_rng.integers(0, params.d, size=(config.batch, config.steps))
     else:
@@ -68,6 +68,20 @@ def build_model(config: RunConfig) -> Model:
                                  steps=x.shape[1], batch=x.shape[0], tokens=tokens)
     y = random_targets(y_rng, config.loss_name, config.loss_steps, x.shape[0], x.shape[1], params.m)
     return Model(config, params, x, y)
+
+
+def input_file(config: RunConfig, d: int) -> np.ndarray:
+    """The inputs of ``config.input_seq``, checked against input size ``d`` and ``config.tokens``."""
+    path = config.input_seq
+    x = load_inputs(path)   # its errors name the file
+    try:
+        x = check_inputs(x, d)
+    except GradlabError as e:
+        raise GradlabError(f"input file {str(path)!r}: {e}") from None
+    if config.tokens and not np.issubdtype(x.dtype, np.integer):
+        raise GradlabError(f"--tokens (tokens = true) needs integer token ids, but input file {str(path)!r} "
+                           f"holds {x.dtype} vectors")
+    return x
 
 
 def finite_forward(model: Model) -> tuple[Trace, float, np.ndarray]:

@@ -85,15 +85,28 @@ def read_npz(path, required=REQUIRED) -> dict[str, np.ndarray]:
     _check_magic(path, ZIP_MAGIC, "weights", ".npz file (numpy.savez)")
     try:
         with np.load(path, allow_pickle=False) as f:
-            arrays = {k: np.asarray(f[k], dtype=np.float64) for k in f.files}
+            arrays = {k: _real_array(f[k], k, path) for k in f.files}
+    except GradlabError:
+        raise
     except (OSError, ValueError, zipfile.BadZipFile) as e:
         raise GradlabError(f"cannot read weights file {str(path)!r}: {e}") from None
     arrays = strip_module_prefix(arrays, required)
     missing = [k for k in required if k not in arrays]
     if missing:
         raise GradlabError(f"weights file {str(path)!r} lacks {', '.join(missing)} (has: {', '.join(sorted(arrays)) or 'nothing'})")
+    for key in required:
+        if arrays[key].size == 0:
+            raise GradlabError(f"weights file {str(path)!r}: {key} is empty (shape {arrays[key].shape})")
     check_one_layer(arrays, path)
     return arrays
+
+
+def _real_array(value: np.ndarray, key: str, path) -> np.ndarray:
+    """One array of a weights file as float64; complex numbers are refused, not cut to their real part."""
+    if np.iscomplexobj(value):
+        raise GradlabError(f"weights file {str(path)!r}: {key} holds complex numbers ({value.dtype}), "
+                           "expected real ones")
+    return np.asarray(value, dtype=np.float64)
 
 
 _LAYER_KEY = re.compile(r"^(?:weight|bias)_(?:ih|hh|hr)_l(\d+)(_reverse)?$")

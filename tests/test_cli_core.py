@@ -174,6 +174,8 @@ def write_bad_files(folder: Path) -> None:
     np.save(folder / "x_wrong_d.npy", np.zeros((10, 3)))    # the model has d = 2
     np.save(folder / "x_4d.npy", np.zeros((1, 1, 10, 2)))
     np.save(folder / "ids_out_of_range.npy", np.array([0, 1, 5]))
+    np.savez(folder / "complex.npz", **{**good, "weight_hh_l0": p.W_hh + 1j})   # was cast to real, with a warning
+    np.savez(folder / "empty.npz", weight_ih_l0=np.zeros((0, 2)), weight_hh_l0=np.zeros((0, 0)))
 
 
 BAD_INPUTS = [
@@ -196,9 +198,15 @@ BAD_INPUTS = [
     (["--weights", "{dir}/junk.npz"], r"weights file '.*junk\.npz' is not a \.npz file"),
     (["--weights", "{dir}/x_wrong_d.npy"], r"weights file '.*x_wrong_d\.npy' is not a \.npz file"),
     (["--input-seq", "{dir}/missing.npz"], r"input file '.*missing\.npz' is not a \.npy file"),
-    (["--input-seq", "{dir}/x_wrong_d.npy", "--inputs", "2"], r"inputs must have shape \(T, 2\) or \(B, T, 2\), got \(1, 10, 3\)"),
-    (["--input-seq", "{dir}/x_4d.npy", "--inputs", "2"], r"got \(1, 1, 10, 2\)"),
-    (["--input-seq", "{dir}/ids_out_of_range.npy", "--inputs", "2"], r"token ids must lie in \[0, 2\), got range \[0, 5\]"),
+    (["--input-seq", "{dir}/x_wrong_d.npy", "--inputs", "2"],      # the file's own shape, not one with a batch axis added
+     r"input file '.*x_wrong_d\.npy': inputs must have shape \(T, 2\) or \(B, T, 2\), got \(10, 3\)$"),
+    (["--input-seq", "{dir}/x_4d.npy", "--inputs", "2"], r"x_4d\.npy': .*got \(1, 1, 10, 2\)"),
+    (["--input-seq", "{dir}/ids_out_of_range.npy", "--inputs", "2"],
+     r"ids_out_of_range\.npy': token ids must lie in \[0, 2\), got range \[0, 5\]"),
+    (["--input-seq", "{dir}/x_wrong_d.npy", "--inputs", "3", "--tokens"],
+     r"--tokens \(tokens = true\) needs integer token ids, but input file '.*x_wrong_d\.npy' holds float64"),
+    (["--weights", "{dir}/complex.npz"], r"complex\.npz': weight_hh_l0 holds complex numbers \(complex128\)"),
+    (["--weights", "{dir}/empty.npz"], r"empty\.npz': weight_ih_l0 is empty \(shape \(0, 2\)\)"),
 ]
 
 
