@@ -29,6 +29,7 @@ from .rnn import forward
 from .trace import Trace
 
 DEFAULT_GAINS = {"tanh": "0.25:3:0.125", "sigmoid": "1:16:0.5", "relu": "0.25:2.5:0.125"}
+MAX_GAINS = 1000   # a START:STOP:STEP with a tiny step would otherwise ask for billions of networks
 THEORY_POINTS = 200
 SCALE_FREE = ("relu", "linear")   # φ(c a) = c φ(a) for c > 0: the state's scale does not change J_t
 CHUNK = 50
@@ -110,19 +111,28 @@ def transitions(activations) -> pd.DataFrame:
 
 def parse_gains(spec: str) -> np.ndarray:
     """Gains from ``"START:STOP:STEP"`` (STOP included) or a comma list ``"0.5,1,1.5"``."""
+    bad_form = GradlabError(f"gains must be START:STOP:STEP or a comma list of numbers, got {spec!r}")
     try:
-        if ":" in spec:
-            start, stop, step = (float(v) for v in spec.split(":"))
-            if step <= 0 or stop < start:
-                raise ValueError
-            gains = start + step * np.arange(int(np.floor((stop - start) / step + 1e-9)) + 1)
-        else:
-            gains = np.array([float(v) for v in spec.split(",")])
+        values = [float(v) for v in spec.split(":" if ":" in spec else ",")]
     except ValueError:
-        raise GradlabError(f"gains must be START:STOP:STEP or a comma list of numbers, got {spec!r}") from None
+        raise bad_form from None
+    if ":" not in spec:
+        gains = np.array(values)
+    elif len(values) != 3 or not values[2] > 0 or not values[1] >= values[0]:
+        raise bad_form
+    else:
+        gains = gain_range(spec, *values)
     if gains.size == 0 or not np.all(np.isfinite(gains)) or np.any(gains <= 0):
         raise GradlabError(f"gains must be positive numbers, got {spec!r}")
     return np.round(gains, 12)
+
+
+def gain_range(spec: str, start: float, stop: float, step: float) -> np.ndarray:
+    """start, start + step, … up to stop (included), at most :data:`MAX_GAINS` values."""
+    count = np.floor((stop - start) / step + 1e-9) + 1     # a float: a tiny step makes it huge, or inf
+    if not count <= MAX_GAINS:
+        raise GradlabError(f"gains {spec!r} asks for {count:,.0f} values; at most {MAX_GAINS} (use a larger STEP)")
+    return start + step * np.arange(int(count))
 
 
 def lyapunov_sweep(grid: dict, n: int = 200, steps: int = 1000, warmup: int = 100, burn: int = 200,

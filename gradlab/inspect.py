@@ -58,12 +58,17 @@ def inspect_path(path) -> str:
 
 
 def _read_manifest(folder: Path) -> dict:
+    path = folder / "manifest.json"
     try:
-        return json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {}
     except (ValueError, UnicodeDecodeError) as e:
-        raise GradlabError(f"cannot read {str(folder / 'manifest.json')!r}: {e}") from None
+        raise GradlabError(f"cannot read {str(path)!r}: {e}") from None
+    if not isinstance(data, dict):
+        raise GradlabError(f"{str(path)!r} is not a gradlab manifest (it holds a JSON {type(data).__name__}, "
+                           "not an object)")
+    return data
 
 
 def _sweep_summary(folder: Path, manifest: dict) -> list[str]:

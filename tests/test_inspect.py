@@ -82,6 +82,17 @@ def test_cli_inspect_and_a_missing_path(sweep_folder, tmp_path, capsys):
         inspect_path(tmp_path / "nothing")
 
 
+@pytest.mark.parametrize("text", ["[1, 2]", '"a string"', "null"])
+def test_a_manifest_that_is_not_a_json_object_is_a_one_line_error(tmp_path, capsys, text):
+    """Another tool's manifest.json (valid JSON, not an object) used to end in an AttributeError traceback."""
+    (tmp_path / "manifest.json").write_text(text)
+    with pytest.raises(SystemExit) as e:
+        main(["inspect", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1
+    assert "manifest.json' is not a gradlab manifest" in err
+
+
 def test_a_folder_without_results_is_refused_and_a_folder_of_run_folders_is_listed(sweep_folder, tmp_path, capsys):
     plain = tmp_path / "notes"
     plain.mkdir()

@@ -152,9 +152,21 @@ def test_cli_lyapunov_writes_the_documented_tables_and_its_figure(tmp_path, caps
         draw_figure("lyapunov", out, tmp_path / "fig2", "png")
 
 
+def test_a_gain_range_is_capped_before_it_is_built():
+    """`--gains 1:2:1e-9` built a billion gains and was killed for lack of memory; now it is refused at once."""
+    from gradlab.chaos import MAX_GAINS, parse_gains
+
+    assert MAX_GAINS == 1000 and len(parse_gains("1:1000:1")) == 1000
+    for spec, count in [("1:1001:1", "1,001"), ("1:2:1e-9", "1,000,000,000"), ("1:1e308:1e-308", "inf")]:
+        with pytest.raises(gl.GradlabError, match=f"gains '{spec}' asks for {count} values; at most {MAX_GAINS}"):
+            parse_gains(spec)
+
+
 @pytest.mark.parametrize("argv,message", [
     (["--gains", "0:1:0.5"], "gains must be positive"),
     (["--gains", "a,b"], "gains must be START:STOP:STEP"),
+    (["--gains", "1:2:1e-4"], "gains '1:2:1e-4' asks for 10,001 values; at most 1000"),
+    (["--gains", "1:2"], "gains must be START:STOP:STEP"),
     (["--warmup", "100", "--steps", "50"], "warmup must be smaller than steps"),
     (["--steps", "0"], "steps must be a whole number ≥ 1, got 0"),        # not blamed on warmup
     (["--warmup", "-1"], "warmup must be a whole number ≥ 0, got -1"),
