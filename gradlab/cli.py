@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import math
 import signal
 import sys
 import threading
@@ -43,7 +44,7 @@ def model_options(f):
         click.option("--init", type=click.Choice(INITS), default="gaussian", show_default=True,
                      help="W_hh: gaussian N(0,1/n) (non-normal), orthogonal (Haar), identity (IRNN)."),
         click.option("--radius", "-r", type=float, default=1.0, show_default=True,
-                     help="Spectral radius ρ(W_hh) the init is rescaled to exactly."),
+                     help="Spectral radius ρ(W_hh) the init is rescaled to exactly (σ_max with --scale-by sigma_max)."),
         click.option("--scale-by", type=click.Choice(SCALE_BY), default="radius", show_default=True,
                      help="Rescale W_hh so that ρ or σ_max equals --radius."),
         click.option("--input-scale", type=float, default=1.0, show_default=True,
@@ -59,9 +60,12 @@ def model_options(f):
         click.option("--seed", type=int, default=0, show_default=True,
                      help="Seed for weights, inputs and targets."),
         click.option("--weights", type=click.Path(dir_okay=False), default=None,
-                     help="Analyse these weights: .npz with PyTorch nn.RNN names (weight_hh_l0, ...)."),
+                     help="Analyse these weights instead of random ones: a PyTorch nn.RNN (nn.LSTM/nn.GRU with "
+                          "--cell) state dict saved by numpy.savez (weight_ih_l0, weight_hh_l0, ...); "
+                          "it sets n and d, so --hidden, --inputs, --init and --radius are not used."),
         click.option("--input-seq", type=click.Path(dir_okay=False), default=None,
-                     help="Use these inputs: .npy, (T, d) or (B, T, d) floats, or (T,) / (B, T) token ids."),
+                     help="Use these inputs: .npy, (T, d) or (B, T, d) floats, or (T,) / (B, T) token ids; "
+                          "it sets T and B."),
     ]
     return functools.reduce(lambda g, opt: opt(g), reversed(options), f)
 
@@ -96,23 +100,26 @@ def cli():
 @click.option("--pairs", default="last", show_default=True,
               help="Which ‖∂h_t/∂h_k‖: 'last' (t = T, every k), 'all' (every k < t), 'stride:K' (t every K steps).")
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Results folder to create.")
-@click.option("--force", is_flag=True, help="Replace an existing results folder.")
+@click.option("--force", is_flag=True, help="Replace an existing results folder (one gradlab wrote).")
 def run(out, force, pairs, **options):
     """Record a forward pass and measure ‖∂h_t/∂h_k‖, the spectrum of W_hh and ‖∂L/∂h_k‖.
 
     \b
     Writes into OUT:
-      norms.csv      seq, t, k, lag, log10_norm, log10_bound, log10_rate
-      spectrum.csv   kind, index, real, imag, abs   (eigenvalues, singular values)
-      grads.csv      seq, k, log10_grad_norm
-      manifest.json  the full config, seed, measured ρ, σ_max, growth rate, versions
+      norms.csv       seq, t, k, lag, log10_norm, log10_bound, log10_rate
+      spectrum.csv    kind, index, real, imag, abs   (eigenvalues, singular values)
+      grads.csv       seq, k, log10_grad_norm
+      cell_state.csv  seq, t, k, lag, log10_norm_full, log10_norm_forget   (--cell lstm)
+      manifest.json   the full config, seed, measured ρ, σ_max, growth rate, versions
 
     \b
     The bound is (σ_max γ_h)^(t−k); ρ^(t−k) is the asymptotic rate, not a bound.
 
     \b
-    Example:
+    Examples:
       gradlab run --hidden 64 --steps 200 --radius 1.5 --activation relu --out runs/relu15
+      gradlab run --pairs all --steps 60 --out runs/heatmap          # every pair t > k
+      gradlab run --weights my_rnn.npz --input-seq x.npy --out runs/mine
     """
     from .results import check_new_folder
     from .runner import analyse, write_run
@@ -139,10 +146,13 @@ def check(truncate, tol, **options):
     when all are below --tol, 1 otherwise. Costs two forward passes per
     parameter entry, so keep the model small.
 
-    \b
     With --truncate K it also shows how far the tutorial's truncated BPTT is
-    from the true gradient, which is why its gradient check fails whenever
-    T > K + 1:
+    from the true gradient: why its gradient check fails for sequences
+    longer than K + 1 steps.
+
+    \b
+    Examples:
+      gradlab check                                   # exits 0: every parameter below 1e-6
       gradlab check --tokens --inputs 8 --hidden 2 --steps 7 --batch 1 --truncate 4
     """
     from .gradcheck import gradient_check
@@ -215,7 +225,7 @@ def _train_default(name: str):
 @click.option("--seed", type=int, default=_train_default("seed"), show_default=True,
               help="Seed for weights, training batches and the held-out batch.")
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Results folder to create.")
-@click.option("--force", is_flag=True, help="Replace an existing results folder.")
+@click.option("--force", is_flag=True, help="Replace an existing results folder (one gradlab wrote).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def train(out, force, quiet, **options):
     """Train an RNN with SGD (and optional gradient clipping) on a long-memory task.
@@ -243,8 +253,9 @@ def train(out, force, quiet, **options):
     config = TrainConfig(**options)
     tables = write_single_run("train", config.to_dict(), out, force, quiet)
     s = tables["runs"].iloc[0]
+    chance = "no chance level" if math.isnan(s["chance_metric"]) else f"chance {s['chance_metric']:.4g}"
     click.echo(f"{config.task}, T={config.steps}: held-out {s['metric_name']} {s['final_metric']:.4g} "
-               f"(chance {s['chance_metric']:.4g}), loss {s['final_loss']:.4g}; "
+               f"({chance}), loss {s['final_loss']:.4g}; "
                f"{s['n_clipped']} of {config.updates} updates clipped, {s['n_skipped']} skipped; "
                f"ρ {s['rho']:.3g} → {s['final_rho']:.3g}")
     click.echo(f"wrote {out}/{', '.join(f'{name}.csv' for name in tables)}, manifest.json")
@@ -259,7 +270,7 @@ def train(out, force, quiet, **options):
 @click.option("--scheduler", default=None, metavar="ADDRESS",
               help="Run on a Dask distributed scheduler, e.g. tcp://10.0.0.5:8786 (pip install \"gradlab[distributed]\").")
 @click.option("--quick", is_flag=True, help="Apply the file's [quick] replacements: a small smoke run.")
-@click.option("--force", is_flag=True, help="Discard what OUT holds and start again.")
+@click.option("--force", is_flag=True, help="Discard the sweep results OUT holds and start again.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def sweep(spec, out, jobs, scheduler, quick, force, quiet):
     """Run every combination of a TOML sweep file into one folder of tidy CSVs.
@@ -404,7 +415,7 @@ def reproduce(quick, out, results, experiments, jobs, formats, figures):
               help="Recorded products that only align the vector (not counted).")
 @click.option("--seeds", type=int, default=2, show_default=True, help="Networks per (activation, g): seeds 0 … S−1.")
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Results folder to create.")
-@click.option("--force", is_flag=True, help="Replace an existing results folder.")
+@click.option("--force", is_flag=True, help="Replace an existing results folder (one gradlab wrote).")
 def lyapunov(activations, gains, hidden, steps, burn, warmup, seeds, out, force):
     """Largest Lyapunov exponent of random networks against mean-field theory, over the gain g.
 

@@ -313,9 +313,23 @@ def test_version_and_help_in_process(capsys):
     assert code == 0 and stdout.strip() == f"gradlab, version {gl.__version__}"
     code, stdout, _ = gradlab(capsys)  # a bare `gradlab` shows the help
     assert code == 0 and "Usage: gradlab" in stdout and "run" in stdout and "check" in stdout
-    for command in ("run", "check"):
+    for command in ("run", "check", "train", "sweep", "inspect", "plot", "reproduce", "lyapunov"):
         code, stdout, _ = gradlab(capsys, command, "--help")
         assert code == 0 and f"Usage: gradlab {command}" in stdout
+        assert re.search(rf"Examples?( \(.*\))?:\n\s+gradlab {command}\b", stdout), f"{command} --help has no example"
+
+
+def test_run_help_says_what_weights_and_scale_by_change(capsys):
+    help_ = " ".join(gradlab(capsys, "run", "--help")[1].split())
+    assert "(σ_max with --scale-by sigma_max)" in help_              # --radius is not always ρ
+    assert "it sets n and d, so --hidden, --inputs, --init and --radius are not used" in help_
+    assert "cell_state.csv" in help_ and "it sets T and B" in help_
+
+
+def test_train_on_a_task_without_a_chance_level_says_so(tmp_path, capsys):
+    code, stdout, _ = gradlab(capsys, "train", "--task", "reber", "--steps", "4", "--hidden", "3", "--batch", "2",
+                              "--updates", "2", "--eval-batch", "2", "--quiet", "--out", tmp_path / "r")
+    assert code == 0 and "(no chance level)" in stdout and "nan" not in stdout
 
 
 def run_process(*args, cwd):
