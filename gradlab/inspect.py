@@ -104,6 +104,8 @@ def key_figures(runs: pd.DataFrame, kind: str, swept: list[str]) -> list[str]:
     groups = [k for k in swept if k != "seed"]
     if not figures:
         return []
+    for figure in figures:
+        check_numeric(runs[figure], "runs.csv")
     seeds = f", mean over {runs['seed'].nunique()} seeds" if "seed" in swept else ""
     if len(groups) == 2:
         rows, cols = sorted(groups, key=lambda k: -runs[k].nunique())
@@ -116,6 +118,14 @@ def key_figures(runs: pd.DataFrame, kind: str, swept: list[str]) -> list[str]:
         return [f"key figures{seeds}:", _fmt(runs[figures].mean().to_frame("mean").T)]
     table = runs.groupby(groups, sort=True)[figures].mean()
     return [f"{', '.join(figures)} per {' × '.join(groups)}{seeds}:", _fmt(table)]
+
+
+def check_numeric(column: pd.Series, source: str) -> None:
+    """A one-line error naming the first entry of ``column`` that is not a number (a hand-edited CSV)."""
+    if not pd.api.types.is_numeric_dtype(column):
+        numbers = pd.to_numeric(column, errors="coerce")
+        bad = column[numbers.isna() & column.notna()]
+        raise GradlabError(f"{source}: column {column.name!r} holds {bad.iloc[0]!r} where a number belongs")
 
 
 def _single_summary(manifest: dict) -> list[str]:

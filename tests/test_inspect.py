@@ -93,6 +93,20 @@ def test_a_manifest_that_is_not_a_json_object_is_a_one_line_error(tmp_path, caps
     assert "manifest.json' is not a gradlab manifest" in err
 
 
+def test_a_hand_edited_runs_csv_with_text_in_a_number_column_is_a_one_line_error(sweep_folder, tmp_path, capsys):
+    """It used to end in a pandas TypeError traceback ('does not support operation mean')."""
+    folder = tmp_path / "edited"
+    shutil.copytree(sweep_folder, folder)
+    runs = pd.read_csv(folder / "runs.csv")
+    runs["growth_rate"] = runs["growth_rate"].astype(object)
+    runs.loc[3, "growth_rate"] = "oops"
+    runs.to_csv(folder / "runs.csv", index=False)
+    with pytest.raises(SystemExit) as e:
+        main(["inspect", str(folder)])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err == "Error: runs.csv: column 'growth_rate' holds 'oops' where a number belongs\n"
+
+
 def test_a_folder_without_results_is_refused_and_a_folder_of_run_folders_is_listed(sweep_folder, tmp_path, capsys):
     plain = tmp_path / "notes"
     plain.mkdir()
