@@ -59,7 +59,7 @@ BLOCK = 8            # p: Krylov block size (converges with the gap σ_1 vs σ_{
 RTOL = 1e-11         # relative error of σ_max certified by the subspace method
 GROUP = 8            # lags whose products are bounded together (when the stack is smaller)
 MAX_DEPTH = 8        # Krylov blocks per product before falling back to an exact σ_max
-SUBSPACE_MIN_WORK = 2e5   # "auto" iterates when r² · mean lag reaches this (measured crossover)
+SUBSPACE_MIN_WORK = 2.5e5   # "auto" iterates when r² · mean lag reaches this (measured crossover)
 EVR_MIN = 80         # from this size on, LAPACK's evr (top eigenvalue only) beats one batched eigvalsh
 STACK_BYTES = 64 << 20   # largest stack of products grown at once (bounds memory for "all")
 SEED = 20131130      # start blocks are random but reproducible (the same norms on every call)
@@ -223,8 +223,8 @@ def choose_method(r: int, ends: np.ndarray) -> str:
     An exact σ_max costs O(r³) per pair; the Krylov iteration costs O(r²)
     per block but cannot certify the flat spectra of short lags cheaply, so
     it pays for large r and long lags: ``"subspace"`` when r² · mean lag ≥
-    ``SUBSPACE_MIN_WORK`` (e.g. r = 128 from a mean lag of 12, r = 64 from
-    49, r = 32 from 195), else ``"exact"``. Crossover measured with
+    ``SUBSPACE_MIN_WORK`` (e.g. r = 128 from a mean lag of 15, r = 64 from
+    61, r = 32 from 244), else ``"exact"``. Crossover measured with
     ``benchmarks/bench_norm_methods.py`` (``benchmarks/RESULTS.md``).
     """
     return "subspace" if r * r * mean_lag(ends) >= SUBSPACE_MIN_WORK else "exact"

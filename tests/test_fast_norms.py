@@ -238,9 +238,9 @@ def test_the_fallback_is_really_used_for_flat_short_lag_products(exact_calls):
 
 
 def test_auto_iterates_only_for_large_states_and_long_lags():
-    """choose_method's crossover (measured in benchmarks/bench_norm_methods.py): r² · mean lag ≥ 2e5."""
+    """choose_method's crossover (measured in benchmarks/bench_norm_methods.py): r² · mean lag ≥ 2.5e5."""
     assert jn.choose_method(128, jn.end_steps("last", 100)) == "subspace"    # mean lag 50.5
     assert jn.choose_method(128, jn.end_steps("all", 20)) == "exact"         # mean lag 7.3
-    assert jn.choose_method(32, jn.end_steps("last", 100)) == "exact"
+    assert jn.choose_method(64, jn.end_steps("last", 100)) == "exact"         # 4096 · 50.5 < 2.5e5
     assert jn.choose_method(32, jn.end_steps("last", 500)) == "subspace"     # mean lag 250.5
     assert jn.mean_lag(np.array([3])) == 2.0                                 # lags 1, 2, 3
