@@ -23,7 +23,7 @@ from .init import init_params, init_recurrent
 from .inspect import inspect_path
 from .gru import GRUTrace, forward_gru, gru_cell
 from .jacobian_norms import JacobianNorms, fit_growth_rate, jacobian_norms
-from .lstm import LSTMTrace, cell_state_trace, forward_lstm, lstm_cell
+from .lstm import LSTMTrace, cell_state_trace, exact_cell_state_norms, forward_lstm, lstm_cell
 from .lyapunov import largest_lyapunov, lyapunov_exponents
 from .mean_field import MeanField, compute_mean_field, critical_gain
 from .params import PARAM_NAMES, RNNParams

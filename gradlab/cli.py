@@ -109,7 +109,7 @@ def run(out, force, pairs, **options):
       norms.csv       seq, t, k, lag, log10_norm, log10_bound, log10_rate
       spectrum.csv    kind, index, real, imag, abs   (eigenvalues, singular values)
       grads.csv       seq, k, log10_grad_norm
-      cell_state.csv  seq, t, k, lag, log10_norm_full, log10_norm_forget   (--cell lstm)
+      cell_state.csv  seq, t, k, lag, log10_norm_full, log10_norm_forget, log10_norm_exact   (--cell lstm)
       manifest.json   the full config, seed, measured ρ, σ_max, growth rate, versions
 
     \b

@@ -222,13 +222,14 @@ def analyse_gated(model):
       exponent of the trace (:mod:`gradlab.lyapunov`, averaged over
       sequences): the asymptotic rate.
     * ``grads.csv``: ‖∂L/∂s_k‖ for the full state (h_k, C_k) of an LSTM.
-    * LSTM only, ``cell_state.csv``: ln‖∂C_t/∂C_k‖ under the full
-      cell-to-cell Jacobian and under the forget-gate-only diag(f_t).
+    * LSTM only, ``cell_state.csv``: log10‖∏ ∂C_j/∂C_{j−1}‖ with the full
+      (four-term) and the forget-gate-only cell-to-cell Jacobians, and the
+      exact log10‖∂C_t/∂C_k‖ (:func:`gradlab.lstm.exact_cell_state_norms`).
     """
     from .bptt import output_errors
     from .gradient_norms import log_loss_grad_norms
     from .jacobian_norms import fit_growth_rate, jacobian_norms, largest_singular_value
-    from .lstm import cell_state_trace
+    from .lstm import cell_state_trace, exact_cell_state_norms
     from .lyapunov import largest_lyapunov
     from .runner import LOG10_E, RunResult, grads_table, norms_table
     from .spectrum import spectral_radius, spectrum_table
@@ -261,5 +262,6 @@ def analyse_gated(model):
         table = norms_table(full, 1.0, 1.0)[["seq", "t", "k", "lag"]]
         table["log10_norm_full"] = full.log_norm.ravel() * LOG10_E
         table["log10_norm_forget"] = forget.log_norm.ravel() * LOG10_E
+        table["log10_norm_exact"] = exact_cell_state_norms(trace, cfg.pairs).log_norm.ravel() * LOG10_E
         tables["cell_state"] = table
     return RunResult(model, trace, norms, log_grads, summary, tables)

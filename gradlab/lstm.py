@@ -34,7 +34,8 @@ each step k < j < t depends on h_{j−1}, which a change in C_k has moved, and
 that path is left out. The product is exact when W_ho = 0 and otherwise the
 seed's approximation (tests/test_gated.py compares both with autograd of the
 unrolled LSTM). The exact ∂C_t/∂C_k is the C-rows of the full-state product
-J_t ⋯ J_{k+1} times the 2n × n matrix [diag(k_k); I] (h_k = o_k ⊙ tanh(C_k) moves with C_k).
+J_t ⋯ J_{k+1} times the 2n × n matrix [diag(k_k); I] (h_k = o_k ⊙ tanh(C_k) moves
+with C_k): :func:`exact_cell_state_norms`.
 """
 from __future__ import annotations
 
@@ -199,3 +200,41 @@ class CellStateTrace(GatedTrace):
 def cell_state_trace(trace: LSTMTrace, which: str = "full") -> CellStateTrace:
     """The LSTM's cell-state Jacobians ∂C_t/∂C_{t−1}, ``"full"`` or ``"forget"`` (diag(f_t)) only."""
     return CellStateTrace(trace, which)
+
+
+def exact_cell_state_norms(trace: LSTMTrace, pairs: str = "last"):
+    """ln‖∂C_t/∂C_k‖₂, the exact total derivative, for the pairs of ``pairs``.
+
+    ∂C_t/∂C_k = R_C (J_t ⋯ J_{k+1}) [diag(k_k); I]: the C rows of the full-state
+    product, grown backwards one (n × 2n)·J_j product per lag, times the 2n × n
+    matrix through which C_k also moves h_k = o_k ⊙ tanh(C_k) (k_0 = 0: h_0 is
+    given). Unlike the product of the four-term factors (:func:`cell_state_trace`)
+    this keeps the path through the output gates. σ_max of each n × n block is
+    exact (√λ_max of its Gram matrix); the rows are rescaled every lag and the
+    log of the scale carried, so long products stay finite.
+
+    Returns
+    -------
+    JacobianNorms
+        Same pairs and order as :func:`gradlab.jacobian_norms` (by t, then lag).
+    """
+    from .jacobian_norms import JacobianNorms, end_steps, largest_gram_eigenvalue, renormalise
+
+    n, B = trace.n, trace.B
+    ends = end_steps(pairs, trace.T)
+    R_C = np.broadcast_to(np.eye(2 * n)[n:], (B, n, 2 * n))
+    cols = []
+    for t in ends:
+        Q, log_q = trace.right_multiply(R_C, int(t)), np.zeros(B)     # R_C J_t
+        out = np.empty((B, t))
+        for k in range(t - 1, -1, -1):
+            block = Q[..., n:] if k == 0 else Q[..., :n] * trace.k[:, k - 1, None, :] + Q[..., n:]
+            flat = block.reshape(B, n, n)
+            with np.errstate(divide="ignore"):             # an exactly zero block has ln 0 = −inf
+                out[:, t - 1 - k] = 0.5 * np.log(largest_gram_eigenvalue(flat)) + log_q
+            if k > 0:
+                Q, log_q = renormalise(trace.right_multiply(Q, k), log_q)
+        cols.append(out)
+    return JacobianNorms(t=np.concatenate([np.full(t, t) for t in ends]),
+                         k=np.concatenate([np.arange(t - 1, -1, -1) for t in ends]),
+                         log_norm=np.concatenate(cols, axis=1))

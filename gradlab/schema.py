@@ -18,7 +18,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "norms": ("seq", "t", "k", "lag", "log10_norm", "log10_bound", "log10_rate"),
     "spectrum": ("kind", "index", "real", "imag", "abs"),
     "grads": ("seq", "k", "log10_grad_norm"),
-    "cell_state": ("seq", "t", "k", "lag", "log10_norm_full", "log10_norm_forget"),   # --cell lstm
+    "cell_state": ("seq", "t", "k", "lag", "log10_norm_full", "log10_norm_forget", "log10_norm_exact"),  # --cell lstm
     # gradlab lyapunov (measured largest exponent against mean-field theory)
     "lyapunov": ("activation", "g", "seed", "n", "steps", "warmup", "lyapunov"),
     "mean_field": ("activation", "g", "q_star", "chi1", "lyapunov"),

@@ -250,7 +250,8 @@ def test_gated_cells_refuse_another_activation():
 
 @pytest.mark.parametrize("output_gate_reads_h", [False, True])
 def test_cell_state_products_against_the_total_derivative_of_the_unrolled_lstm(torch, output_gate_reads_h):
-    """‖∏ ∂C_j/∂C_{j−1}‖ (the seed's four-term factors, multiplied) against autograd of C_t with respect to C_k.
+    """‖∏ ∂C_j/∂C_{j−1}‖ (the seed's four-term factors, multiplied) and ``exact_cell_state_norms``
+    against autograd of C_t with respect to C_k.
 
     The total derivative perturbs C_k and recomputes everything downstream of
     it with a real ``nn.LSTMCell``: h_k = o_k ⊙ tanh(C_k) (o_k was computed
@@ -258,7 +259,8 @@ def test_cell_state_products_against_the_total_derivative_of_the_unrolled_lstm(t
     derivative exactly. At longer lags the product drops one path: o_j for
     k < j < t depends on h_{j−1}, which C_k has moved. With W_ho = 0 there is
     no such path and the product is exact for every pair; otherwise it is the
-    seed's approximation, off by a few per cent here.
+    seed's approximation, off by a few per cent here. ``exact_cell_state_norms``
+    (the C rows of the full-state product) is exact for every pair either way.
     """
     rng = np.random.default_rng(10)
     p = gl.init_gated_params("lstm", N, D, radius=1.5, rng=rng)
@@ -271,6 +273,8 @@ def test_cell_state_products_against_the_total_derivative_of_the_unrolled_lstm(t
     tr = gl.forward_lstm(p, x)
     full = gl.jacobian_norms(gl.cell_state_trace(tr, "full"), "all", method="svd")
     forget = gl.jacobian_norms(gl.cell_state_trace(tr, "forget"), "all", method="svd")
+    total = gl.exact_cell_state_norms(tr, "all")
+    assert np.array_equal(total.t, full.t) and np.array_equal(total.k, full.k)
 
     cell = torch.nn.LSTMCell(D, N, dtype=torch.float64)
     cell.load_state_dict({"weight_ih": torch.tensor(p.W_ih), "weight_hh": torch.tensor(p.W_hh),
@@ -296,6 +300,7 @@ def test_cell_state_products_against_the_total_derivative_of_the_unrolled_lstm(t
             return c[0]
         exact = np.linalg.norm(torch.autograd.functional.jacobian(C_t, Cs[k][0].clone()).numpy(), 2)
         rel_full = abs(np.exp(full.log_norm[0, i]) / exact - 1)
+        assert abs(np.exp(total.log_norm[0, i]) / exact - 1) < 1e-10, (t, k)   # the exact block, every pair
         if k > 0:      # from C_0 (h_0 given) the first factor is diag(f_1); past it diag(f) alone is wrong
             assert abs(np.exp(forget.log_norm[0, i]) / exact - 1) > 1e-3, (t, k)
         if t - k == 1 or not output_gate_reads_h:
