@@ -27,6 +27,7 @@ from .config import RunConfig
 from .errors import GradlabError, check_positive_int
 from .plots.figures import FIGURES, draw_figure
 from .plots.style import parse_formats
+from .results import FolderHint, FolderRefused
 from .runner import analyse, write_run
 
 # Single networks whose every pair ‖∂h_t/∂h_k‖ is kept (gradlab run --pairs all).
@@ -58,6 +59,9 @@ def measure_lyapunov(out: Path, quick: bool) -> Path:
 # name → make(out, quick) -> folder. A new figure whose data no sweep file
 # describes adds its maker here.
 PRODUCERS = {"lyapunov": measure_lyapunov}
+
+# reproduce has no --force (it replaces only its own stale results) and its results go under --results.
+RESULTS_HINT = FolderHint(force=None, elsewhere="choose another --results")
 
 
 @dataclass(frozen=True)
@@ -138,10 +142,32 @@ def reproduce(results="results", out="figures", quick: bool = False, experiments
     files = experiment_files(experiments)
     if figures is not None:  # only the sweeps the chosen figures read
         files = [f for f in files if f.stem in needed]
-    from .sweep import load_spec, run_sweep
+    from .sweep import load_spec
 
     specs = {f: load_spec(f, quick) for f in files}  # a bad sweep file fails before anything runs
     root = Path(results) / ("quick" if quick else "full")
+    try:
+        folders, seconds = _make_results(specs, root, needed, quick, jobs, log)
+    except FolderRefused as e:   # the refusal names the options of `gradlab reproduce`, not --force/--out
+        raise e.with_hint(RESULTS_HINT) from None
+    written = []
+    for name in names:
+        spec = FIGURES[name]
+        if spec.results not in folders:
+            raise GradlabError(f"figure {name!r} reads results {spec.results!r}, which no experiment file or run "
+                               "set makes")
+        start = time.perf_counter()
+        paths = draw_figure(name, folders[spec.results], out, formats)
+        seconds[f"figure {name}"] = time.perf_counter() - start
+        written += paths
+        log(f"figure {name}: {', '.join(str(p) for p in paths)}")
+    return Reproduction(folders, written, seconds)
+
+
+def _make_results(specs: dict, root: Path, needed: set, quick: bool, jobs: int, log) -> tuple[dict, dict]:
+    """Run the sweeps, run sets and producers into ``root/NAME``; return (folders, seconds)."""
+    from .sweep import run_sweep
+
     folders, seconds = {}, {}
     for f, spec in specs.items():
         start = time.perf_counter()
@@ -162,15 +188,4 @@ def reproduce(results="results", out="figures", quick: bool = False, experiments
         folders[name] = make(root / name, quick)
         seconds[name] = time.perf_counter() - start
         log(f"{name}: → {folders[name]}  [{seconds[name]:.0f} s]")
-    written = []
-    for name in names:
-        spec = FIGURES[name]
-        if spec.results not in folders:
-            raise GradlabError(f"figure {name!r} reads results {spec.results!r}, which no experiment file or run "
-                               "set makes")
-        start = time.perf_counter()
-        paths = draw_figure(name, folders[spec.results], out, formats)
-        seconds[f"figure {name}"] = time.perf_counter() - start
-        written += paths
-        log(f"figure {name}: {', '.join(str(p) for p in paths)}")
-    return Reproduction(folders, written, seconds)
+    return folders, seconds

@@ -14,6 +14,7 @@ import shutil
 import sys
 import tempfile
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -73,26 +74,75 @@ def _finite_or_null(value):
     return value
 
 
+@dataclass(frozen=True)
+class FolderHint:
+    """The options a refused folder's message names: those of the command that was refused.
+
+    ``force`` is the option that replaces a folder gradlab wrote (``None``
+    when the command has none); ``elsewhere`` says how to write to another
+    folder instead.
+    """
+
+    force: str | None = "--force"
+    elsewhere: str = "choose another --out"
+
+
+class FolderRefused(GradlabError):
+    """A results folder that may not be written: why, and what the user can do (:class:`FolderHint`).
+
+    ``reason`` is ``"current"`` (the current folder or one holding it),
+    ``"exists"`` (needs ``force``), ``"not_gradlab"`` (no ``manifest.json``:
+    never replaced), ``"not_sweep"`` or ``"other_sweep"`` (a sweep's folder
+    holding something else). A caller that names its options differently
+    re-raises :meth:`with_hint` (``gradlab reproduce`` has no ``--force``,
+    and its results go under ``--results``).
+    """
+
+    def __init__(self, folder, reason: str, hint: FolderHint = FolderHint()):
+        self.folder, self.reason, self.hint = Path(folder), reason, hint
+        super().__init__(self._message())
+
+    def with_hint(self, hint: FolderHint) -> "FolderRefused":
+        return FolderRefused(self.folder, self.reason, hint)
+
+    def _message(self) -> str:
+        where, force, elsewhere = repr(str(self.folder)), self.hint.force, self.hint.elsewhere
+        replace = f"pass {force} to replace it" if force else f"move it away or {elsewhere}"
+        if self.reason == "current":
+            return f"output folder {where} is the current folder or holds it; {elsewhere}"
+        if self.reason == "exists":
+            return f"output folder {where} already exists; {replace}"
+        if self.reason == "not_gradlab":
+            kept = f"so {force} will not delete it" if force else "so gradlab will not replace it"
+            return (f"output folder {where} is not a gradlab results folder (no manifest.json), {kept}; "
+                    f"move it away or {elsewhere}")
+        if self.reason == "not_sweep":
+            return f"output folder {where} exists and is not a gradlab sweep; {replace}"
+        if self.reason == "other_sweep":
+            return (f"{where} holds a different sweep (the sweep file or --quick changed); "
+                    + (f"pass {force} to discard it and start again" if force else f"move it away or {elsewhere}"))
+        raise ValueError(f"unknown reason {self.reason!r}")
+
+
 def check_new_folder(out, force: bool) -> Path:
     """Refuse an existing, non-empty results folder unless ``force``.
 
     ``force`` deletes what it replaces, so it only ever replaces a folder
     gradlab wrote (one with a ``manifest.json``), never someone's other files,
     and no command writes into the current folder or one that holds it.
+    A refusal is a :class:`FolderRefused`.
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise GradlabError(f"output path {str(out)!r} exists and is not a folder")
     here = Path.cwd().resolve()
     if out.resolve() == here or out.resolve() in here.parents:
-        raise GradlabError(f"output folder {str(out)!r} is the current folder or holds it; "
-                           "name a new folder, e.g. --out results/NAME")
+        raise FolderRefused(out, "current")
     if out.is_dir() and any(out.iterdir()):
         if not force:
-            raise GradlabError(f"output folder {str(out)!r} already exists; pass --force to replace it")
+            raise FolderRefused(out, "exists")
         if not (out / "manifest.json").is_file():
-            raise GradlabError(f"output folder {str(out)!r} is not a gradlab results folder (no manifest.json), "
-                               "so --force will not delete it; move it away or choose another --out")
+            raise FolderRefused(out, "not_gradlab")
     return out
 
 

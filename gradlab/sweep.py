@@ -56,7 +56,7 @@ from .activations import get_activation
 from .config import RunConfig, check_rnn_cell
 from .errors import GradlabError, check_choice, check_positive_int
 from .gradcheck import truncation_errors
-from .results import check_new_folder, manifest, replaced_folder, results_folder, write_csv, write_json
+from .results import FolderRefused, check_new_folder, manifest, replaced_folder, results_folder, write_csv, write_json
 from .runner import analyse, build_model, finite_forward, norms_by_lag
 from .spectrum import sigma_max, spectral_radius
 from .training import TrainConfig, train
@@ -396,11 +396,9 @@ def _prepare_folder(spec: SweepSpec, out: Path, force: bool, n_runs: int) -> Non
         try:
             old = json.loads(manifest_path.read_text())["sweep"]["digest"]
         except (OSError, ValueError, KeyError, TypeError):
-            raise GradlabError(f"output folder {str(out)!r} exists and is not a gradlab sweep; "
-                               "pass --force to replace it") from None
+            raise FolderRefused(out, "not_sweep") from None
         if old != spec.digest():
-            raise GradlabError(f"{str(out)!r} holds a different sweep (the sweep file or --quick changed); "
-                               "pass --force to discard it and start again")
+            raise FolderRefused(out, "other_sweep")
     else:
         check_new_folder(out, force)
         if out.is_dir():

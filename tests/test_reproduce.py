@@ -1,6 +1,7 @@
 """``gradlab reproduce``: shipped experiments → results folders → every figure; resumable; bad input is refused."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -121,3 +122,54 @@ def test_a_changed_sweep_file_is_run_again_not_refused(tiny, tmp_path):
     assert any("changed" in line for line in lines)
     truncation = pd.read_csv(tmp_path / "r" / "full" / "truncation" / "truncation.csv")
     assert set(truncation["truncate"]) == {0, 3}
+
+
+def _reproduce_options():
+    """The long option names `gradlab reproduce --help` lists."""
+    import click
+
+    from gradlab.cli import reproduce as command
+
+    return {name for p in command.params if isinstance(p, click.Option) for name in p.opts if name.startswith("--")}
+
+
+@pytest.mark.parametrize("figure,folder", [
+    ("truncation", "full/truncation"),            # a sweep's folder
+    ("heatmap", "full/heatmap/r0.8"),               # a run set's folder (TINY_RUN_SETS names it)
+])
+def test_someone_elses_files_in_a_results_folder_are_refused_naming_options_reproduce_has(
+        figure, folder, tiny, tmp_path, monkeypatch, capsys):
+    """The message used to say `--force` / `--out`, which reproduce does not have (its folder is --results)."""
+    from gradlab.cli import main
+
+    assert folder.split("/")[-1] in ({"truncation"} | set(TINY_RUN_SETS["heatmap"]))
+    theirs = tmp_path / "results" / folder
+    theirs.mkdir(parents=True)
+    (theirs / "thesis.tex").write_text("precious")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        main(["reproduce", "--experiments", str(tiny), "--jobs", "1", "--format", "png", "--figure", figure])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.count("\n") == 1, err
+    assert f"'{Path('results') / folder}'" in err and "is not a gradlab" in err
+    named = set(re.findall(r"--[a-z][a-z-]*", err))
+    assert named and named <= _reproduce_options(), f"{err!r} names options reproduce lacks: {named - _reproduce_options()}"
+    assert "--results" in named and "--out" not in named       # reproduce's --out is the figures folder
+    assert sorted(p.name for p in theirs.iterdir()) == ["thesis.tex"]
+    assert not (tmp_path / "figures").exists()
+
+
+def test_a_gradlab_folder_that_is_not_a_sweep_is_refused_naming_options_reproduce_has(tiny, tmp_path):
+    """A `gradlab run` folder where a sweep's results go: the hint was `pass --force`."""
+    from gradlab.runner import analyse, write_run
+    from gradlab.config import RunConfig
+
+    theirs = tmp_path / "r" / "full" / "truncation"
+    write_run(analyse(RunConfig(hidden=3, steps=4, batch=1)), theirs)
+    before = sorted(p.name for p in theirs.iterdir())
+    with pytest.raises(GradlabError, match="is not a gradlab sweep") as e:
+        rep.reproduce(results=tmp_path / "r", out=tmp_path / "f", experiments=tiny, jobs=1, formats="png",
+                      figures=["truncation"], log=lambda line: None)
+    named = set(re.findall(r"--[a-z][a-z-]*", str(e.value)))
+    assert named and named <= _reproduce_options() and "--out" not in named, str(e.value)
+    assert sorted(p.name for p in theirs.iterdir()) == before
