@@ -249,6 +249,29 @@ def test_run_folders_stack_like_a_sweep(results):
                                   norms[norms["run_id"] == "gaussian"].reset_index(drop=True))
 
 
+def test_hidden_folders_are_not_read_as_runs(results, tmp_path):
+    """A SIGKILLed `gradlab run` leaves its half-written `.NAME.*.tmp` folder beside the finished ones."""
+    import matplotlib.pyplot as plt
+
+    from gradlab.plots.figures import load_figure_tables, norm_heatmap
+
+    folder = tmp_path / "heatmap"
+    shutil.copytree(results["heatmap"], folder)
+    half = folder / ".r3.k2x9q1.tmp"
+    shutil.copytree(folder / "r2", half)
+    norms = pd.read_csv(half / "norms.csv")
+    norms.iloc[: len(norms) // 2].to_csv(half / "norms.csv", index=False)
+    (folder / ".cache").mkdir()  # any other hidden folder holding a CSV of the name
+    shutil.copy(folder / "r2" / "norms.csv", folder / ".cache" / "norms.csv")
+    tables = load_figure_tables("heatmap", folder)
+    for kind in ("norms", "spectrum"):
+        assert set(tables[kind]["run_id"]) == {"r0.8", "r2"}, kind
+    with figure_style():
+        fig = norm_heatmap(tables)
+        assert sum(1 for ax in fig.axes if ax.images) == 2  # one panel per finished network
+        plt.close(fig)
+
+
 def test_missing_table_names_the_file(tmp_path):
     with pytest.raises(GradlabError, match="no training.csv in"):
         pdata.load_table(tmp_path, "training")

@@ -8,7 +8,8 @@ A *results folder* is either
 * a sweep folder (``gradlab sweep``): ``runs.csv`` plus long tables whose
   rows repeat the run's parameters after ``run_id``; or
 * a folder of ``gradlab run`` folders, e.g. ``results/heatmap/r0.8/``: each
-  sub-folder's table is read, given ``run_id`` = the sub-folder name and
+  sub-folder's table is read (hidden ones, whose names start with ``.``,
+  are skipped: a killed run leaves its half-written ``.NAME.*.tmp`` folder), given ``run_id`` = the sub-folder name and
   the parameters of its ``manifest.json``, and the tables are stacked, so
   both kinds of folder give the same long form; or
 * a single ``gradlab run`` folder (one run).
@@ -91,7 +92,10 @@ def load_table(results_dir, kind: str) -> pd.DataFrame:
         if "run_id" not in table.columns:  # one `gradlab run` folder
             table = with_run_columns(table, results_dir.name, run_parameters(results_dir))
         return table
-    folders = sorted(p for p in results_dir.iterdir() if p.is_dir() and (p / name).is_file())
+    # Hidden entries are never results: a `.NAME.*.tmp` folder is what a killed `gradlab run` leaves behind,
+    # possibly half-written.
+    folders = sorted(p for p in results_dir.iterdir()
+                     if not p.name.startswith(".") and p.is_dir() and (p / name).is_file())
     if not folders:
         raise GradlabError(f"no {name} in {str(results_dir)!r} or its sub-folders")
     return pd.concat([with_run_columns(read_table(f / name, kind), f.name, run_parameters(f)) for f in folders],
