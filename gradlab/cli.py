@@ -142,9 +142,11 @@ def run(out, force, pairs, **options):
 def check(truncate, tol, **options):
     """Check BPTT gradients of every parameter against central finite differences.
 
-    Prints the relative error max|g − fd| / max|g| per parameter and exits 0
-    when all are below --tol, 1 otherwise. Costs two forward passes per
-    parameter entry, so keep the model small.
+    Prints the relative error max|g − fd| / max(max|g|, max|fd|) per
+    parameter (g: BPTT gradient, fd: central differences; the largest entry
+    of either gradient sets the scale, so tiny entries do not inflate it) and
+    exits 0 when all are below --tol, 1 otherwise. Costs two forward passes
+    per parameter entry, so keep the model small.
 
     With --truncate K it also shows how far the tutorial's truncated BPTT is
     from the true gradient: why its gradient check fails for sequences

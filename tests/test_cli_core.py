@@ -326,6 +326,17 @@ def test_run_help_says_what_weights_and_scale_by_change(capsys):
     assert "cell_state.csv" in help_ and "it sets T and B" in help_
 
 
+def test_check_help_states_the_relative_error_the_code_computes(capsys):
+    """The help said max|g − fd| / max|g|; relative_error divides by the larger of the two gradients' scales."""
+    from gradlab.gradcheck import relative_error
+
+    help_ = " ".join(gradlab(capsys, "check", "--help")[1].split())
+    assert "max|g − fd| / max(max|g|, max|fd|)" in help_
+    assert "/ max|g| " not in help_
+    g, fd = np.array([1.0, 0.0]), np.array([0.0, 3.0])     # max|g| = 1 < max|fd| = 3: the two formulas differ
+    assert relative_error(g, fd) == pytest.approx(3.0 / max(np.abs(g).max(), np.abs(fd).max()))
+
+
 def test_train_on_a_task_without_a_chance_level_says_so(tmp_path, capsys):
     code, stdout, _ = gradlab(capsys, "train", "--task", "reber", "--steps", "4", "--hidden", "3", "--batch", "2",
                               "--updates", "2", "--eval-batch", "2", "--quiet", "--out", tmp_path / "r")
