@@ -473,9 +473,23 @@ def test_log10_axis_over_a_short_range_uses_plain_numbers():
 
 
 @pytest.mark.parametrize("formats,expected", [("pdf,png", ("pdf", "png")), (" PNG ", ("png",)),
-                                              (["svg"], ("svg",))])
+                                              (["svg"], ("svg",)), ("png,PNG, png", ("png",)),
+                                              ("png,pdf,png,svg,pdf", ("png", "pdf", "svg")),
+                                              (["pdf", "pdf"], ("pdf",))])
 def test_parse_formats(formats, expected):
     assert parse_formats(formats) == expected
+
+
+def test_a_format_given_twice_is_written_once(results, tmp_path, monkeypatch):
+    import matplotlib.figure
+
+    saved = []
+    savefig = matplotlib.figure.Figure.savefig
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig",
+                        lambda self, *args, **kwargs: saved.append(kwargs.get("format")) or savefig(self, *args, **kwargs))
+    paths = draw_figure("truncation", results["truncation"], tmp_path, "png,pdf,png")
+    assert [p.name for p in paths] == ["truncation.png", "truncation.pdf"]
+    assert saved == ["png", "pdf"]
 
 
 @pytest.mark.parametrize("formats", ["", "jpg", "png,gif"])

@@ -156,10 +156,10 @@ def panel_label(ax, label: str) -> None:
 
 
 def parse_formats(formats) -> tuple[str, ...]:
-    """``"pdf,png"`` or an iterable → a tuple of known formats; else GradlabError."""
+    """``"pdf,png"`` or an iterable → a tuple of known formats, each once, in the order given; else GradlabError."""
     if isinstance(formats, str):
         formats = [f.strip().lower() for f in formats.split(",") if f.strip()]
-    formats = tuple(formats)
+    formats = tuple(dict.fromkeys(formats))  # "png,png" writes the file once
     if not formats:
         raise GradlabError("no figure format given; use e.g. --format pdf,png")
     for f in formats:
