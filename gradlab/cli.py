@@ -110,7 +110,8 @@ def run(out, force, pairs, **options):
       spectrum.csv    kind, index, real, imag, abs   (eigenvalues, singular values)
       grads.csv       seq, k, log10_grad_norm
       cell_state.csv  seq, t, k, lag, log10_norm_full, log10_norm_forget, log10_norm_exact   (--cell lstm)
-      manifest.json   the full config, seed, measured ρ, σ_max, growth rate, versions
+      manifest.json   the config as analysed, seed, measured ρ, σ_max, growth rate, versions
+                      (--weights: the file and its SHA-256; init, radius: null, not used)
 
     \b
     The bound is (σ_max γ_h)^(t−k); ρ^(t−k) is the asymptotic rate, not a bound.
@@ -167,8 +168,10 @@ def check(truncate, tol, **options):
     finite_forward(model)   # an overflowing network has no gradient to check
     c = model.config
     table = gradient_check(model.params, model.x, model.y, c.activation, c.loss_name, c.loss_steps, truncate)
+    scale = "σ_max" if c.scale_by == "sigma_max" else "ρ"
+    network = f"weights {c.weights}" if c.weights is not None else f"{c.init} {scale}={c.radius:g}"
     click.echo(f"gradient check: n={c.hidden} d={c.inputs} T={c.steps} B={c.batch} "
-               f"{c.activation} {c.init} ρ={c.radius:g} loss={c.loss_name}/{c.loss_steps}")
+               f"{c.activation} {network} loss={c.loss_name}/{c.loss_steps}")
     click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.2e}"))
     worst = table["bptt_vs_fd"].max(skipna=False)   # a NaN error fails
     ok = worst < tol

@@ -131,6 +131,10 @@ def check_numeric(column: pd.Series, source: str) -> None:
 def _single_summary(manifest: dict) -> list[str]:
     config, summary = manifest.get("config", {}), manifest.get("summary", {})
     lines = ["config: " + ", ".join(f"{k} = {v}" for k, v in config.items() if v is not None)]
+    files = manifest.get("files")
+    if isinstance(files, dict) and files:   # what `gradlab run --weights/--input-seq` read
+        lines.append("files: " + ", ".join(f"{k} = {f.get('path')} (sha256 {str(f.get('sha256'))[:12]}…)"
+                                           for k, f in files.items() if isinstance(f, dict)))
     if summary:
         shown = {k: v for k, v in summary.items() if not isinstance(v, (dict, list))}
         lines.append("summary: " + ", ".join(f"{k} = {_num(v)}" for k, v in shown.items()))

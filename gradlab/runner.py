@@ -26,19 +26,40 @@ from .results import manifest, results_folder, write_csv, write_json
 from .rnn import check_inputs, forward
 from .spectrum import sigma_max, spectral_radius, spectrum_table
 from .trace import Trace
-from .weights import load_inputs, load_weights
+from .weights import file_sha256, load_inputs, load_weights
 
 LOG10_E = np.log10(np.e)
 
 
+# RunConfig fields that only shape random weights: a weights file replaces them (so do its n and d).
+INIT_FIELDS = ("init", "radius", "scale_by", "input_scale")
+
+
 @dataclass(frozen=True)
 class Model:
-    """A concrete run: the effective config, parameters, inputs and targets."""
+    """A concrete run: the effective config, parameters, inputs and targets.
+
+    ``files`` names the weights and input files read (``weights``,
+    ``input_seq``), each as ``{"path", "sha256"}``; empty when none were.
+    """
 
     config: RunConfig
     params: RNNParams
     x: np.ndarray
     y: np.ndarray
+    files: dict = dataclasses.field(default_factory=dict)
+
+    def recorded_config(self) -> dict:
+        """The config as the manifest records it: what was analysed.
+
+        Sizes are the effective ones (a weights file sets n and d, an input
+        file T and B); with a weights file the fields that only shape random
+        weights (:data:`INIT_FIELDS`) are null, since they were not used.
+        """
+        values = self.config.to_dict()
+        if self.config.weights is not None:
+            values.update(dict.fromkeys(INIT_FIELDS))
+        return values
 
 
 def build_model(config: RunConfig) -> Model:
@@ -67,7 +88,9 @@ def build_model(config: RunConfig) -> Model:
     config = dataclasses.replace(config, hidden=params.n, inputs=params.d, outputs=params.m,
                                  steps=x.shape[1], batch=x.shape[0], tokens=tokens)
     y = random_targets(y_rng, config.loss_name, config.loss_steps, x.shape[0], x.shape[1], params.m)
-    return Model(config, params, x, y)
+    files = {name: {"path": str(path), "sha256": file_sha256(path)}
+             for name, path in (("weights", config.weights), ("input_seq", config.input_seq)) if path is not None}
+    return Model(config, params, x, y, files)
 
 
 def input_file(config: RunConfig, d: int) -> np.ndarray:
@@ -213,9 +236,13 @@ def write_run(result: RunResult, out, force: bool = False) -> None:
     """Write ``norms.csv``, ``spectrum.csv``, ``grads.csv`` and ``manifest.json`` into ``out``.
 
     The folder appears complete or not at all; an existing one is refused
-    unless ``force``.
+    unless ``force``. The manifest's ``config`` is :meth:`Model.recorded_config`
+    (what was analysed), its ``files`` the weights and input files read, with
+    their SHA-256.
     """
     with results_folder(out, force) as tmp:
         for name, table in result.tables.items():
             write_csv(tmp / f"{name}.csv", table)
-        write_json(tmp / "manifest.json", manifest("run", result.model.config.to_dict(), summary=result.summary))
+        files = {"files": result.model.files} if result.model.files else {}
+        write_json(tmp / "manifest.json", manifest("run", result.model.recorded_config(), **files,
+                                                   summary=result.summary))

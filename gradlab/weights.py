@@ -23,6 +23,7 @@ key                shape    meaning
 """
 from __future__ import annotations
 
+import hashlib
 import re
 import zipfile
 from pathlib import Path
@@ -181,3 +182,12 @@ def load_inputs(path) -> np.ndarray:
     if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
         raise GradlabError(f"input file {str(path)!r} holds {x.dtype}, expected floats or integer token ids")
     return x
+
+
+def file_sha256(path) -> str:
+    """SHA-256 of a file's bytes (hex): which weights or inputs a run read, whatever the file is called now."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -103,6 +103,64 @@ def test_run_with_weights_and_input_files(tmp_path, capsys):
     assert config["tokens"] is True and (config["steps"], config["batch"]) == (9, 2)
 
 
+@pytest.mark.parametrize("cell, shapes", [("rnn", {"weight_ih_l0": (5, 3), "weight_hh_l0": (5, 5)}),
+                                          ("gru", {"weight_ih_l0": (15, 3), "weight_hh_l0": (15, 5)})])
+def test_a_weights_run_manifest_records_what_was_analysed(tmp_path, capsys, cell, shapes):
+    """--init/--radius/--scale-by/--input-scale (and --hidden/--inputs) shape random weights only: with a
+    weights file the manifest recorded them as if used. It records the file and its digest instead."""
+    import hashlib
+
+    from gradlab.plots.data import load_table, run_parameters
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "w.npz", **{k: 0.3 * rng.standard_normal(s) for k, s in shapes.items()})
+    np.save(tmp_path / "x.npy", rng.standard_normal((2, 7, 3)))
+    out = tmp_path / "mine"
+    code, _, err = gradlab(capsys, "run", "--cell", cell, "--weights", tmp_path / "w.npz", "--input-seq",
+                           tmp_path / "x.npy", "--init", "orthogonal", "--radius", "2.5", "--scale-by", "sigma_max",
+                           "--input-scale", "3", "--hidden", "99", "--inputs", "8", "--out", out)
+    assert code == 0, err
+    manifest = json.loads((out / "manifest.json").read_text())
+    config = manifest["config"]
+    assert (config["hidden"], config["inputs"], config["steps"], config["batch"]) == (5, 3, 7, 2)   # the files'
+    for unused in ("init", "radius", "scale_by", "input_scale"):
+        assert config[unused] is None, unused         # kept as a key (readers index it), null: not used
+    digest = {name: hashlib.sha256((tmp_path / f).read_bytes()).hexdigest()
+              for name, f in (("weights", "w.npz"), ("input_seq", "x.npy"))}
+    assert manifest["files"] == {name: {"path": str(tmp_path / f), "sha256": digest[name]}
+                                 for name, f in (("weights", "w.npz"), ("input_seq", "x.npy"))}
+
+    # Readers: inspect shows no init/radius, and the plots' run parameters carry none (the spectrum figure
+    # drew the random-matrix theory of the recorded init over the loaded matrix, and titles said ρ = 2.5).
+    code, stdout, _ = gradlab(capsys, "inspect", out)
+    assert code == 0 and "orthogonal" not in stdout and "2.5" not in stdout.split("summary:")[0]
+    assert digest["weights"][:12] in stdout
+    params = run_parameters(out)
+    assert not {"init", "radius", "scale_by", "input_scale"} & set(params) and params["hidden"] == 5
+    assert "radius" not in load_table(out, "norms").columns
+
+
+def test_a_random_run_manifest_keeps_its_init_and_names_no_files(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert gradlab(capsys, "run", *SMALL, "--init", "orthogonal", "--radius", "1.5", "--out", out)[0] == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert (manifest["config"]["init"], manifest["config"]["radius"]) == ("orthogonal", 1.5)
+    assert manifest["config"]["weights"] is None and "files" not in manifest
+
+
+def test_check_with_weights_does_not_print_an_init_or_radius_it_did_not_use(tmp_path, capsys):
+    p = gl.init_params(2, 2, 2, radius=0.7, rng=np.random.default_rng(0))
+    gl.save_weights(tmp_path / "w.npz", p)
+    code, stdout, _ = gradlab(capsys, "check", "--weights", tmp_path / "w.npz", "--steps", "3", "--batch", "1",
+                              "--radius", "2.5", "--init", "orthogonal")
+    header = stdout.splitlines()[0]
+    assert code == 0 and "n=2 d=2" in header and "w.npz" in header
+    assert "orthogonal" not in header and "2.5" not in header
+    code, stdout, _ = gradlab(capsys, "check", "--hidden", "2", "--steps", "3", "--radius", "2.5",
+                              "--scale-by", "sigma_max")
+    assert "σ_max=2.5" in stdout.splitlines()[0] and "ρ=" not in stdout.splitlines()[0]
+
+
 @pytest.mark.parametrize("activation, radius", [("sigmoid", 1.0), ("linear", 3.0)])
 def test_run_on_a_long_sequence_writes_finite_logs(tmp_path, capsys, activation, radius):
     """2000 steps: ‖∂h_T/∂h_0‖ or ‖∂L/∂h_0‖ is ~e^∓2000, beyond float64, yet every log is finite
