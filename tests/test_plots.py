@@ -190,6 +190,89 @@ def test_a_csv_lacking_a_parameter_column_the_figure_needs_fails_naming_it(name,
         draw_figure(name, folder, tmp_path / "out", "png")
 
 
+def a_table_file(folder: Path, kind: str) -> Path:
+    """The CSV figures read for ``kind``: the sweep's own (not a ``parts/`` copy), else the last run folder's."""
+    name = pdata.TABLE_FILES[kind]
+    return folder / name if (folder / name).is_file() else sorted(folder.glob(f"*/{name}"))[-1]
+
+
+def number_column_cases():
+    for name in COVERED:
+        for kind in FIGURES[name].tables:
+            for column in COLUMNS[kind]:
+                if column not in pdata.TEXT_COLUMNS | pdata.FLAG_COLUMNS:
+                    yield name, kind, column
+
+
+@pytest.mark.parametrize("name,kind,column", list(number_column_cases()))
+def test_text_in_a_number_column_fails_naming_file_column_and_value(name, kind, column, results, tmp_path):
+    folder = tmp_path / "broken"
+    shutil.copytree(results[FIGURES[name].results], folder)
+    csv = a_table_file(folder, kind)
+    table = pd.read_csv(csv)
+    table[column] = table[column].astype(object)
+    table.loc[1, column] = "n/a?"
+    table.to_csv(csv, index=False)
+    with pytest.raises(GradlabError) as error:
+        draw_figure(name, folder, tmp_path / "out", "png")
+    message = str(error.value)
+    assert f"{str(csv)!r} line 3: column {column!r} holds 'n/a?' where a number belongs" in message
+    assert "\n" not in message
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("name,kind,column", [("norms-vs-lag", "sweep_norms", "radius"),
+                                              ("growth-rate", "runs", "growth_rate"),
+                                              ("clipping", "training", "skipped"),
+                                              ("transient-growth", "norms", "log10_norm")])
+def test_text_in_a_parameter_or_flag_column_fails_naming_it(name, kind, column, results, tmp_path):
+    folder = tmp_path / "broken"
+    shutil.copytree(results[FIGURES[name].results], folder)
+    csv = a_table_file(folder, kind)
+    table = pd.read_csv(csv)
+    table[column] = table[column].astype(object)
+    table.loc[0, column] = "oops"
+    table.to_csv(csv, index=False)
+    with pytest.raises(GradlabError, match=f"line 2: column '{column}' holds 'oops' where"):
+        draw_figure(name, folder, tmp_path / "out", "png")
+
+
+@pytest.mark.parametrize("name,kind", [(name, kind) for name in COVERED for kind in FIGURES[name].tables])
+def test_a_csv_with_only_its_header_fails_naming_it(name, kind, results, tmp_path):
+    folder = tmp_path / "broken"
+    shutil.copytree(results[FIGURES[name].results], folder)
+    csv = a_table_file(folder, kind)
+    csv.write_text(csv.read_text().splitlines()[0] + "\n")
+    with pytest.raises(GradlabError, match=f"{str(csv)!r} has no rows"):
+        draw_figure(name, folder, tmp_path / "out", "png")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("damage", ["text", "empty"])
+def test_cli_plot_bad_values_are_one_line_exit_2_and_write_nothing(damage, results, tmp_path, capsys):
+    from gradlab.cli import main
+
+    folder = tmp_path / "broken"
+    shutil.copytree(results["vanishing"], folder)
+    csv = folder / "norms.csv"
+    if damage == "text":
+        table = pd.read_csv(csv)
+        table["mean_log10_norm"] = table["mean_log10_norm"].astype(object)
+        table.loc[4, "mean_log10_norm"] = "-1.2e"
+        table.to_csv(csv, index=False)
+        expected = "line 6: column 'mean_log10_norm' holds '-1.2e' where a number belongs"
+    else:
+        csv.write_text(csv.read_text().splitlines()[0] + "\n")
+        expected = "has no rows"
+    with pytest.raises(SystemExit) as exit_:
+        main(["plot", "norms-vs-lag", str(folder), "--out", str(tmp_path / "figs")])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert str(csv) in err and expected in err
+    assert not (tmp_path / "figs").exists()
+
+
 def test_cli_plot_missing_column_is_one_line_exit_2_and_writes_nothing(results, tmp_path, capsys):
     from gradlab.cli import main
 

@@ -27,7 +27,7 @@ import pandas as pd
 
 from ..errors import GradlabError
 from ..jacobian_norms import fit_growth_rate
-from ..schema import read_table, require_columns
+from ..schema import COLUMNS, read_table, require_columns
 
 LN10 = np.log(10.0)
 
@@ -46,6 +46,52 @@ TABLE_FILES = {
     "mean_field": "mean_field.csv",
     "transitions": "transitions.csv",
 }
+
+
+# Columns of gradlab.schema.COLUMNS that hold text or True/False; every other contract column holds numbers.
+TEXT_COLUMNS = frozenset({"run_id", "param_hash", "kind", "metric_name", "parameter", "activation"})
+FLAG_COLUMNS = frozenset({"clipped", "skipped"})
+# Parameter and summary columns (gradlab.config.RunConfig, gradlab.training.TrainConfig, runs.csv) that hold
+# numbers when a table has them; the figures compute with them (radius, seed, hidden, …).
+NUMBER_COLUMNS = frozenset({
+    "radius", "seed", "hidden", "inputs", "outputs", "steps", "batch", "input_scale", "threshold", "truncate",
+    "lr", "momentum", "updates", "eval_every", "eval_batch", "jacobian_every",
+    "rho", "sigma_max", "gamma_h", "growth_rate", "bound_rate", "asymptotic_rate", "loss_value", "lyapunov",
+    "final_rho", "final_sigma_max", "final_loss", "final_metric", "chance_metric", "n_clipped", "n_skipped",
+    "rel_error", "wall_time_s"})
+
+
+def check_values(table: pd.DataFrame, path, kind: str) -> pd.DataFrame:
+    """Refuse, in one line naming the file, a table with no rows or with text where a number belongs.
+
+    Number columns are the contract columns of ``kind`` other than
+    :data:`TEXT_COLUMNS` and :data:`FLAG_COLUMNS` (True/False), and the
+    parameter columns of :data:`NUMBER_COLUMNS` the table has. ``inf``,
+    ``-inf`` and empty cells (NaN) are numbers. Without this check a
+    hand-edited or truncated CSV ended in a pandas TypeError traceback.
+    """
+    if table.empty:
+        raise GradlabError(f"{str(path)!r} has no rows (only its header): nothing to draw")
+    numbers = [c for c in COLUMNS[kind] if c not in TEXT_COLUMNS | FLAG_COLUMNS]
+    numbers += sorted(c for c in NUMBER_COLUMNS & set(table.columns) if c not in numbers)
+    for column in numbers:
+        values = table[column]
+        if not pd.api.types.is_numeric_dtype(values):
+            bad = values[pd.to_numeric(values, errors="coerce").isna() & values.notna()]
+            raise GradlabError(f"{str(path)!r} line {bad.index[0] + 2}: column {column!r} holds {bad.iloc[0]!r} "
+                               "where a number belongs")
+    for column in FLAG_COLUMNS & set(COLUMNS[kind]):
+        values = table[column]
+        if not (pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values)):
+            bad = values[~values.isin([True, False, "True", "False"])]
+            raise GradlabError(f"{str(path)!r} line {bad.index[0] + 2}: column {column!r} holds {bad.iloc[0]!r} "
+                               "where True or False belongs")
+    return table
+
+
+def read_checked(path: Path, kind: str) -> pd.DataFrame:
+    """:func:`gradlab.schema.read_table` (contract columns), then :func:`check_values`."""
+    return check_values(read_table(path, kind), path, kind)
 
 
 def run_parameters(folder: Path) -> dict:
@@ -80,15 +126,16 @@ def load_table(results_dir, kind: str) -> pd.DataFrame:
     Raises
     ------
     GradlabError
-        No such file in the folder or its sub-folders, or a missing column
-        (the message names it).
+        No such file in the folder or its sub-folders, a missing column, a
+        table without rows, or text where a number belongs (the message
+        names the file, and the column and value).
     """
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
         raise GradlabError(f"no such results folder {str(results_dir)!r}")
     name = TABLE_FILES[kind]
     if (results_dir / name).is_file():
-        table = read_table(results_dir / name, kind)
+        table = read_checked(results_dir / name, kind)
         if "run_id" not in table.columns:  # one `gradlab run` folder
             table = with_run_columns(table, results_dir.name, run_parameters(results_dir))
         return table
@@ -98,7 +145,7 @@ def load_table(results_dir, kind: str) -> pd.DataFrame:
                      if not p.name.startswith(".") and p.is_dir() and (p / name).is_file())
     if not folders:
         raise GradlabError(f"no {name} in {str(results_dir)!r} or its sub-folders")
-    return pd.concat([with_run_columns(read_table(f / name, kind), f.name, run_parameters(f)) for f in folders],
+    return pd.concat([with_run_columns(read_checked(f / name, kind), f.name, run_parameters(f)) for f in folders],
                      ignore_index=True)
 
 
