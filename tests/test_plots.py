@@ -314,9 +314,67 @@ def test_cli_plot_bad_input_exit_2(argv, message, capsys, tmp_path, monkeypatch)
     assert list(tmp_path.iterdir()) == []
 
 
-def test_heatmap_from_a_sweep_folder_says_which_figure_and_column(results, tmp_path):
-    with pytest.raises(GradlabError, match="figure 'heatmap'.*lacks column 'seq'"):
+def test_heatmap_from_a_sweep_folder_says_which_kind_of_folder_it_reads(results, tmp_path):
+    with pytest.raises(GradlabError) as error:
         draw_figure("heatmap", results["vanishing"], tmp_path, "png")
+    assert str(error.value) == (f"figure 'heatmap' reads `gradlab run` folders (a folder of them, or one); "
+                                f"{str(results['vanishing'])!r} is a sweep folder of kind = \"run\"")
+
+
+@pytest.fixture(scope="session")
+def run_folder(results) -> Path:
+    """One `gradlab run` folder (a network of the heatmap set)."""
+    return results["heatmap"] / "r2"
+
+
+@pytest.mark.parametrize("name,reads,folder,what", [
+    ("norms-vs-lag", 'a sweep folder of kind = "run"', "run", "a single `gradlab run` folder (one network)"),
+    ("growth-rate", 'a sweep folder of kind = "run"', "run", "a single `gradlab run` folder (one network)"),
+    ("cells", 'a sweep folder of kind = "run"', "heatmap", "a folder of `gradlab run` folders"),
+    ("growth-rate", 'a sweep folder of kind = "run"', "clipping", 'a sweep folder of kind = "train"'),
+    ("clipping", 'a sweep folder of kind = "train"', "vanishing", 'a sweep folder of kind = "run"'),
+    ("truncation", 'a sweep folder of kind = "truncation"', "clipping", 'a sweep folder of kind = "train"'),
+    ("transient-growth", "`gradlab run` folders", "truncation", 'a sweep folder of kind = "truncation"'),
+    ("lyapunov", "a `gradlab lyapunov` folder", "vanishing", 'a sweep folder of kind = "run"'),
+    ("heatmap", "`gradlab run` folders", "root", "a folder of results folders ("),
+])
+def test_the_wrong_kind_of_folder_is_named_with_the_kind_the_figure_reads(name, reads, folder, what, results,
+                                                                           run_folder, tmp_path):
+    """Not "lacks column 'run_id'" for a run folder given to a sweep's figure, and no traceback for a folder of
+    sweep folders (e.g. results/full)."""
+    source = {"run": run_folder, "root": results["vanishing"].parent}.get(folder) or results[folder]
+    with pytest.raises(GradlabError) as error:
+        draw_figure(name, source, tmp_path / "out", "png")
+    message = str(error.value)
+    assert message.startswith(f"figure {name!r} reads {reads}")
+    assert f"; {str(source)!r} is {what}" in message
+    assert "lacks column" not in message and "\n" not in message
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_plot_of_a_sweep_figure_on_a_run_folder_says_it_needs_a_sweep_folder(run_folder, tmp_path, capsys):
+    from gradlab.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["plot", "norms-vs-lag", str(run_folder), "--out", str(tmp_path / "figs")])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert "figure 'norms-vs-lag' reads a sweep folder" in err and "single `gradlab run` folder" in err
+    assert not (tmp_path / "figs").exists()
+
+
+def test_the_spectrum_figure_reads_run_folders_and_run_sweeps(results, tmp_path):
+    assert FIGURES["spectrum"].folders == ("runs", "sweep:run")
+    for source in (results["transient"], results["vanishing"]):
+        assert draw_figure("spectrum", source, tmp_path / source.name, "png")
+
+
+def test_a_folder_without_manifests_keeps_the_missing_column_message(results, tmp_path):
+    folder = tmp_path / "hand-made"
+    folder.mkdir()
+    shutil.copy(results["heatmap"] / "r2" / "norms.csv", folder / "norms.csv")
+    with pytest.raises(GradlabError, match="figure 'norms-vs-lag': .*lacks column 'run_id'"):
+        draw_figure("norms-vs-lag", folder, tmp_path / "out", "png")
 
 
 # ------------------------------------------------------------------ reading results folders

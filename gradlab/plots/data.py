@@ -61,6 +61,10 @@ NUMBER_COLUMNS = frozenset({
     "rel_error", "wall_time_s"})
 
 
+class BadValueError(GradlabError):
+    """A CSV has the columns of its table but a bad value (text where a number belongs) or no rows."""
+
+
 def check_values(table: pd.DataFrame, path, kind: str) -> pd.DataFrame:
     """Refuse, in one line naming the file, a table with no rows or with text where a number belongs.
 
@@ -71,20 +75,20 @@ def check_values(table: pd.DataFrame, path, kind: str) -> pd.DataFrame:
     hand-edited or truncated CSV ended in a pandas TypeError traceback.
     """
     if table.empty:
-        raise GradlabError(f"{str(path)!r} has no rows (only its header): nothing to draw")
+        raise BadValueError(f"{str(path)!r} has no rows (only its header): nothing to draw")
     numbers = [c for c in COLUMNS[kind] if c not in TEXT_COLUMNS | FLAG_COLUMNS]
     numbers += sorted(c for c in NUMBER_COLUMNS & set(table.columns) if c not in numbers)
     for column in numbers:
         values = table[column]
         if not pd.api.types.is_numeric_dtype(values):
             bad = values[pd.to_numeric(values, errors="coerce").isna() & values.notna()]
-            raise GradlabError(f"{str(path)!r} line {bad.index[0] + 2}: column {column!r} holds {bad.iloc[0]!r} "
+            raise BadValueError(f"{str(path)!r} line {bad.index[0] + 2}: column {column!r} holds {bad.iloc[0]!r} "
                                "where a number belongs")
     for column in FLAG_COLUMNS & set(COLUMNS[kind]):
         values = table[column]
         if not (pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values)):
             bad = values[~values.isin([True, False, "True", "False"])]
-            raise GradlabError(f"{str(path)!r} line {bad.index[0] + 2}: column {column!r} holds {bad.iloc[0]!r} "
+            raise BadValueError(f"{str(path)!r} line {bad.index[0] + 2}: column {column!r} holds {bad.iloc[0]!r} "
                                "where True or False belongs")
     return table
 
@@ -92,6 +96,72 @@ def check_values(table: pd.DataFrame, path, kind: str) -> pd.DataFrame:
 def read_checked(path: Path, kind: str) -> pd.DataFrame:
     """:func:`gradlab.schema.read_table` (contract columns), then :func:`check_values`."""
     return check_values(read_table(path, kind), path, kind)
+
+
+# Which kinds of results folder hold each table in the form the figures read: "runs" = `gradlab run`
+# folders (one, or a folder of them), "sweep:KIND" = a sweep folder of that kind (a `gradlab train` folder
+# is a one-run sweep of kind "train"), "lyapunov" = a `gradlab lyapunov` folder. A run-kind sweep's
+# spectrum.csv has a run's columns; its norms.csv holds per-lag aggregates, not a run's pairs.
+TABLE_FOLDERS = {
+    "norms": ("runs",), "spectrum": ("runs", "sweep:run"), "grads": ("runs",), "cell_state": ("runs",),
+    "runs": ("sweep:run",), "sweep_norms": ("sweep:run",), "sweep_spectrum": ("sweep:run",),
+    "training": ("sweep:train",), "evaluation": ("sweep:train",), "jacobians": ("sweep:train",),
+    "truncation": ("sweep:truncation",),
+    "lyapunov": ("lyapunov",), "mean_field": ("lyapunov",), "transitions": ("lyapunov",),
+}
+FOLDER_NAMES = {
+    "runs": "`gradlab run` folders (a folder of them, or one)",
+    "sweep:run": 'a sweep folder of kind = "run" (`gradlab sweep`)',
+    "sweep:train": 'a sweep folder of kind = "train" (`gradlab sweep`) or a `gradlab train` folder',
+    "sweep:truncation": 'a sweep folder of kind = "truncation" (`gradlab sweep`)',
+    "lyapunov": "a `gradlab lyapunov` folder",
+}
+
+
+def manifest_kind(folder: Path) -> str | None:
+    """What wrote ``folder``, from its ``manifest.json``: "run", "sweep:KIND", "lyapunov"; None if unknown."""
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(manifest, dict):
+        return None
+    kind, config = manifest.get("kind"), manifest.get("config")
+    if kind == "sweep" and isinstance(config, dict) and isinstance(config.get("kind"), str):
+        return f"sweep:{config['kind']}"
+    if kind == "train":  # `gradlab train --out`: laid out as a one-run sweep
+        return "sweep:train"
+    return kind if kind in ("run", "lyapunov") else None
+
+
+def folder_kind(results_dir) -> tuple[str | None, str]:
+    """What kind of results folder ``results_dir`` is, as a code and in words.
+
+    Codes: "run" (one `gradlab run` folder), "runs" (a folder of them),
+    "sweep:KIND", "lyapunov", "folders" (a folder of other results folders,
+    e.g. ``results/full``), or None when no manifest says.
+    """
+    results_dir = Path(results_dir)
+    kind = manifest_kind(results_dir)
+    if kind == "run":
+        return kind, "a single `gradlab run` folder (one network)"
+    if kind == "lyapunov":
+        return kind, "a `gradlab lyapunov` folder"
+    if kind is not None:
+        return kind, f'a sweep folder of kind = "{kind.removeprefix("sweep:")}"'
+    try:
+        subs = sorted(p for p in results_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError:
+        return None, ""
+    kinds = {p.name: manifest_kind(p) for p in subs}
+    found = {k for k in kinds.values() if k is not None}
+    if found == {"run"}:
+        return "runs", "a folder of `gradlab run` folders"
+    if found:
+        names = [name for name, k in kinds.items() if k is not None]
+        shown = ", ".join(names[:6]) + (", …" if len(names) > 6 else "")
+        return "folders", f"a folder of results folders ({shown}): give one of them"
+    return None, ""
 
 
 def run_parameters(folder: Path) -> dict:
@@ -145,8 +215,13 @@ def load_table(results_dir, kind: str) -> pd.DataFrame:
                      if not p.name.startswith(".") and p.is_dir() and (p / name).is_file())
     if not folders:
         raise GradlabError(f"no {name} in {str(results_dir)!r} or its sub-folders")
-    return pd.concat([with_run_columns(read_checked(f / name, kind), f.name, run_parameters(f)) for f in folders],
-                     ignore_index=True)
+    tables = []
+    for f in folders:
+        table = read_checked(f / name, kind)
+        if "run_id" in table.columns:  # a sweep's table: results_dir holds results folders, not run folders
+            raise GradlabError(f"{str(f)!r} is a sweep folder inside {str(results_dir)!r}: give the folder itself")
+        tables.append(with_run_columns(table, f.name, run_parameters(f)))
+    return pd.concat(tables, ignore_index=True)
 
 
 def with_run_columns(table: pd.DataFrame, run_id: str, parameters: dict) -> pd.DataFrame:

@@ -65,6 +65,16 @@ class FigureSpec:
     results: str
     description: str
 
+    @property
+    def folders(self) -> tuple[str, ...]:
+        """Kinds of results folder that hold every table it reads (codes of :data:`gradlab.plots.data.FOLDER_NAMES`)."""
+        kinds = [data.TABLE_FOLDERS.get(t, ()) for t in self.tables]
+        return tuple(k for k in kinds[0] if all(k in other for other in kinds[1:])) if kinds else ()
+
+    def reads(self) -> str:
+        """The kinds of results folder it is drawn from, in words (error messages)."""
+        return " or ".join(data.FOLDER_NAMES.get(kind, kind) for kind in self.folders)
+
 
 def theory_handles(measured_label: str = "measured") -> list[Line2D]:
     """Legend entries of the line styles shared by every curve: measured, bound, ρ-rate."""
@@ -473,12 +483,34 @@ FIGURES: dict[str, FigureSpec] = {
 
 
 def load_figure_tables(name: str, results_dir) -> Tables:
-    """Read the tables figure ``name`` needs from ``results_dir`` (checked columns)."""
+    """Read the tables figure ``name`` needs from ``results_dir`` (checked columns and values).
+
+    A table that is missing or lacks a column because ``results_dir`` is
+    the wrong kind of folder (a single run folder given to a figure of a
+    sweep, say) is reported as that: which kind of folder the figure reads,
+    and what ``results_dir`` is.
+    """
     check_choice(name, FIGURES, "figure")
     try:
         return {kind: data.load_table(results_dir, kind) for kind in FIGURES[name].tables}
     except GradlabError as e:
-        raise GradlabError(f"figure {name!r}: {e}") from None
+        raise explained(e, name, results_dir) from None
+
+
+def explained(error: GradlabError, name: str, results_dir) -> GradlabError:
+    """The error of figure ``name`` in one line; the wrong kind of folder is named as such.
+
+    A missing table or column (not a bad value) in a folder whose manifest
+    says it is not a kind the figure reads becomes "figure X reads …;
+    RESULTS_DIR is …" instead of the column that the wrong folder lacks.
+    """
+    spec = FIGURES[name]
+    if not isinstance(error, data.BadValueError):
+        kind, what = data.folder_kind(results_dir)
+        accepted = set(spec.folders) | ({"run"} if "runs" in spec.folders else set())
+        if kind is not None and spec.folders and kind not in accepted:
+            return GradlabError(f"figure {name!r} reads {spec.reads()}; {str(results_dir)!r} is {what}")
+    return GradlabError(f"figure {name!r}: {error}")
 
 
 def draw_figure(name: str, results_dir, out, formats=("pdf", "png")) -> list[Path]:
@@ -508,7 +540,13 @@ def draw_figure(name: str, results_dir, out, formats=("pdf", "png")) -> list[Pat
     formats = parse_formats(formats)  # fail before reading anything
     tables = load_figure_tables(name, results_dir)
     with figure_style():
-        fig = FIGURES[name].build(tables)
+        before = set(plt.get_fignums())
+        try:
+            fig = FIGURES[name].build(tables)
+        except GradlabError as e:  # a parameter column the figure needs (e.g. growth_rate of a run sweep)
+            for number in set(plt.get_fignums()) - before:
+                plt.close(number)
+            raise explained(e, name, results_dir) from None
         return save_figure(fig, Path(out) / name, formats)
 
 
