@@ -920,3 +920,30 @@ def test_a_late_divergence_is_noted_to_the_left_of_its_mark_so_the_note_stays_in
         frame = late.get_window_extent()
         assert frame.x0 <= box.x0 and box.x1 <= frame.x1
         plt.close("all")
+
+
+@pytest.mark.parametrize("pairs,end", [("last", "T"), ("all", "t")])
+def test_the_cells_axes_name_the_norm_and_the_lag_with_the_same_end_step(pairs, end, results, tmp_path):
+    """‖∂s_T/∂s_k‖ against T − k for last pairs (the shipped sweep), ‖∂s_t/∂s_k‖ against t − k otherwise."""
+    import matplotlib.pyplot as plt
+
+    from gradlab.plots.dynamics import cells_figure, end_step
+    from gradlab.plots.figures import load_figure_tables
+
+    if pairs == "last":
+        source = results["cells"]
+    else:
+        spec = TINY_EXPERIMENTS["cells"].replace("[fixed]", '[fixed]\npairs = "all"')
+        source = run_sweep(parse_spec(spec, "cells.toml"), tmp_path / "cells").out
+    tables = load_figure_tables("cells", source)
+    assert end_step(tables["sweep_norms"]) == end
+    assert end_step(tables["sweep_norms"].drop(columns="pairs", errors="ignore")) == end  # from n_pairs alone
+    with figure_style():
+        fig = cells_figure(tables)
+        for ax in fig.axes:
+            if ax.get_xlabel():
+                assert ax.get_xlabel() == f"lag ${end}-k$ (steps)"
+        assert fig.axes[0].get_ylabel() == rf"$\|\partial s_{end} / \partial s_k\|_2$"
+        labels = [t.get_text() for t in fig.axes[-1].get_legend().get_texts()]
+        assert any(f"({end}-k)" in lab for lab in labels)
+        plt.close(fig)

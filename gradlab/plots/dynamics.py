@@ -6,7 +6,7 @@ Both are drawn from saved CSVs only:
   exponent against the gain g, one panel per activation, with the mean-field
   curve ½ ln χ₁ and the order-to-chaos transition (χ₁ = 1) marked.
 * ``cells`` (from the sweep ``experiments/cells.toml``): ‖∂s_T/∂s_k‖ against
-  lag for the vanilla RNN, the LSTM (state (h, C)) and the GRU at matched
+  the lag T − k for the vanilla RNN, the LSTM (state (h, C)) and the GRU at matched
   hidden size, one panel per spectral radius of the recurrent (block)
   matrices, with each cell's measured largest Lyapunov exponent as a dotted
   slope λ_1·lag — the asymptotic rate.
@@ -20,7 +20,7 @@ from matplotlib.lines import Line2D
 
 from ..schema import require_columns
 from . import data
-from .style import LAG_LABEL, MEASURED, RATE, REFERENCE, TEXT_WIDTH, get_ax, log10_axis, panel_label
+from .style import MEASURED, RATE, REFERENCE, TEXT_WIDTH, get_ax, log10_axis, panel_label
 
 CELL_COLORS = {"rnn": "#0072B2", "lstm": "#D55E00", "gru": "#009E73"}   # Okabe–Ito, colour-blind safe
 CELL_NAMES = {"rnn": "vanilla RNN", "lstm": "LSTM (h, C)", "gru": "GRU"}
@@ -69,8 +69,24 @@ def plot_lyapunov_vs_gain(measured: pd.DataFrame, theory: pd.DataFrame, g_critic
     return ax
 
 
-def plot_cell_norms(curves: pd.DataFrame, exponents: dict | None = None, ax=None, spread: bool = True):
-    """‖∂s_T/∂s_k‖₂ against lag, one curve per cell, with λ_1·lag dotted.
+def end_step(norms: pd.DataFrame) -> str:
+    """"T" when a sweep's per-lag norms come from the last step only (pairs = "last"), else "t".
+
+    Read from the ``pairs`` column when the table has it, else from
+    ``n_pairs``: with one end step (t = T) every lag has the same number of
+    pairs (one per sequence); with several (``all``, ``stride:K``) short
+    lags have more.
+    """
+    if "pairs" in norms.columns:
+        return "T" if (norms["pairs"] == "last").all() else "t"
+    if "n_pairs" in norms.columns and "run_id" in norms.columns:
+        return "T" if (norms.groupby("run_id")["n_pairs"].nunique() == 1).all() else "t"
+    return "t"
+
+
+def plot_cell_norms(curves: pd.DataFrame, exponents: dict | None = None, ax=None, spread: bool = True,
+                    end: str = "t"):
+    """‖∂s_t/∂s_k‖₂ against lag t − k, one curve per cell, with λ_1·lag dotted.
 
     Parameters
     ----------
@@ -82,6 +98,9 @@ def plot_cell_norms(curves: pd.DataFrame, exponents: dict | None = None, ax=None
     ax : matplotlib Axes, optional
     spread : bool
         Shade between the smallest and largest per-seed mean.
+    end : {"t", "T"}
+        The end step in the axis labels: "T" when every norm is ‖∂s_T/∂s_k‖
+        of the last step (:func:`end_step`), so that the lag reads T − k.
 
     Returns
     -------
@@ -101,8 +120,8 @@ def plot_cell_norms(curves: pd.DataFrame, exponents: dict | None = None, ax=None
     lo, hi = curves["lo"].min(), curves["hi"].max()
     ax.set_ylim(lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
     log10_axis(ax, "y")
-    ax.set_xlabel(LAG_LABEL)
-    ax.set_ylabel(r"$\|\partial s_T / \partial s_k\|_2$")
+    ax.set_xlabel(rf"lag ${end}-k$ (steps)")
+    ax.set_ylabel(rf"$\|\partial s_{end} / \partial s_k\|_2$")
     return ax
 
 
@@ -131,11 +150,12 @@ def cells_figure(tables: dict) -> plt.Figure:
     norms, runs = tables["sweep_norms"], tables["runs"]
     require_columns(runs, ("run_id", "cell", "radius", "lyapunov"), "runs table")
     curves = data.lag_curves(norms, by=("radius", "cell"))
+    end = end_step(norms)  # "T" for the shipped sweep (pairs = "last"): ‖∂s_T/∂s_k‖ against T − k
     radii = sorted(curves["radius"].unique())
     fig, axes = plt.subplots(1, len(radii), figsize=(TEXT_WIDTH, 2.6), squeeze=False, sharey=True)
     for i, (ax, r) in enumerate(zip(axes[0], radii)):
         lam = runs[runs["radius"] == r].groupby("cell")["lyapunov"].mean().to_dict()
-        plot_cell_norms(curves[curves["radius"] == r], lam, ax=ax)
+        plot_cell_norms(curves[curves["radius"] == r], lam, ax=ax, end=end)
         ax.set_title(rf"$\rho = {r:g}$")
         panel_label(ax, "abcdefgh"[i])
         if i:
@@ -147,7 +167,7 @@ def cells_figure(tables: dict) -> plt.Figure:
     n = ", ".join(map(str, sorted(set(runs["hidden"])))) if "hidden" in runs.columns else "?"
     handles = [Line2D([], [], color=CELL_COLORS[c], label=CELL_NAMES[c]) for c in CELL_COLORS
                if c in set(curves["cell"])]
-    handles.append(Line2D([], [], color="black", label=r"$e^{\lambda_1 (t-k)}$, $\lambda_1$ = Lyapunov", **RATE))
+    handles.append(Line2D([], [], color="black", label=rf"$e^{{\lambda_1 ({end}-k)}}$, $\lambda_1$ = Lyapunov", **RATE))
     axes[0][-1].legend(handles=handles, loc="lower left", fontsize="small", title=f"n = {n}, ρ of every n×n block",
                        title_fontsize="small")
     return fig
