@@ -947,3 +947,92 @@ def test_the_cells_axes_name_the_norm_and_the_lag_with_the_same_end_step(pairs, 
         labels = [t.get_text() for t in fig.axes[-1].get_legend().get_texts()]
         assert any(f"({end}-k)" in lab for lab in labels)
         plt.close(fig)
+
+
+def scaled_spectrum_sweep(one: pd.DataFrame, radii, seeds=(0, 1), activations=("tanh", "relu")) -> pd.DataFrame:
+    """A run sweep's spectrum table: ``one`` network's W_hh (seed s: its values × (1 + s/10)) rescaled to
+    each radius; the activations share each W_hh, as in a sweep, where it does not touch the weights."""
+    one = one[list(COLUMNS["spectrum"])]
+    rho0 = one.loc[one["kind"] == "eigenvalue", "abs"].max()
+    tables, i = [], 0
+    for radius in radii:
+        for activation in activations:
+            for seed in seeds:
+                scale = radius / rho0 * (1 + seed / 10)
+                rows = one.assign(real=one["real"] * scale, imag=one["imag"] * scale, abs=one["abs"] * scale)
+                tables.append(pd.concat([pd.DataFrame({"run_id": f"r{i:04d}", "radius": radius,
+                                                       "activation": activation, "seed": seed, "init": "gaussian"},
+                                                      index=rows.index), rows], axis=1))
+                i += 1
+    return pd.concat(tables, ignore_index=True)
+
+
+def test_runs_that_share_a_w_hh_are_one_network_and_a_group_shows_its_first_seed(results):
+    from gradlab.plots.figures import distinct_networks, spectrum_groups
+
+    one = pdata.load_table(results["transient"] / "gaussian", "spectrum")
+    spec = scaled_spectrum_sweep(one, radii=(0.5, 1.0, 2.0))
+    distinct = distinct_networks(spec)
+    assert len(distinct) == 6  # 3 radii × 2 seeds; tanh and relu share each matrix
+    first = spec.drop_duplicates("run_id").set_index("run_id")
+    assert (first.loc[distinct, "activation"] == "tanh").all()
+    by, shown = spectrum_groups(spec, distinct)
+    assert by == ["radius"]
+    assert first.loc[shown, "radius"].tolist() == [0.5, 1.0, 2.0] and (first.loc[shown, "seed"] == 0).all()
+
+
+@pytest.mark.parametrize("radii", [(0.5, 1.0, 2.0, 3.0), (0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.25, 2.5, 3.0)])
+def test_the_spectrum_of_a_sweep_shows_one_network_per_radius_with_a_legend_beside_the_panel(radii, results,
+                                                                                             tmp_path):
+    """32 runs of a sweep were 32 legend entries over the panel and a layout warning; now one line per radius,
+    named with its σ_max, in a legend that fits beside the panel."""
+    import warnings
+
+    from gradlab.plots.figures import spectrum
+
+    one = pdata.load_table(results["transient"] / "gaussian", "spectrum")
+    spec = scaled_spectrum_sweep(one, radii)
+    with figure_style(), warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. "constrained_layout not applied because axes sizes collapsed"
+        fig = spectrum({"spectrum": spec})
+        ax_eig, ax_sv = fig.axes[:2]
+        legend = ax_sv.get_legend()
+        labels = [t.get_text() for t in legend.get_texts()]
+        networks = [lab for lab in labels if lab.startswith(r"$\rho = ")]
+        assert len(networks) == len(radii)
+        assert [float(lab.split("= ")[1].split("$")[0]) for lab in networks] == sorted(radii, reverse=True)
+        smax = spec.query("kind == 'singular_value' and seed == 0 and activation == 'tanh'").groupby("radius")["abs"].max()
+        for lab, radius in zip(networks, sorted(radii, reverse=True)):
+            assert lab.endswith(rf"$\sigma_{{\max}} = {smax[radius]:.2f}$")
+        n_runs = spec["run_id"].nunique()
+        assert legend.get_title().get_text() == (r"one $W_{hh}$ per $\rho$ (seed 0)" "\n"
+                                                 f"of {n_runs} runs, {n_runs // 2} distinct $W_{{hh}}$")
+        measured = [line for line in ax_sv.lines if line.get_marker() == "o" and len(line.get_xdata()) > 1]
+        assert len(measured) == len(radii)
+        assert not ax_sv.texts  # no σ_max notes piled on each other at index 1
+        fig.canvas.draw()
+        box, frame, page = legend.get_window_extent(), ax_sv.get_window_extent(), fig.bbox
+        assert box.x0 >= frame.x1 - 1  # beside the data, not over it
+        assert page.x0 <= box.x0 and box.x1 <= page.x1 + 1 and page.y0 <= box.y0 and box.y1 <= page.y1 + 1
+        assert ax_sv.get_window_extent().width > 0.3 * page.width  # the panel keeps its room
+        if len(radii) >= 5:  # ten ρ lines and circles would bury the data: ρ is in each legend entry
+            assert not [line for line in ax_sv.lines if line.get_linestyle() == ":"]
+        path = save_figure(fig, tmp_path / "spectrum", "png")[0]
+    assert path.stat().st_size > 1000
+
+
+def test_the_spectrum_of_the_tiny_sweep_draws_each_matrix_once(results):
+    import matplotlib.pyplot as plt
+
+    from gradlab.plots.figures import load_figure_tables, spectrum
+
+    tables = load_figure_tables("spectrum", results["vanishing"])  # 2 radii × 2 activations × 2 seeds
+    with figure_style():
+        fig = spectrum(tables)
+        ax_sv = fig.axes[1]
+        measured = [line for line in ax_sv.lines if line.get_marker() == "o" and len(line.get_xdata()) > 1]
+        assert len(measured) == 2
+        labels = [t.get_text() for t in ax_sv.get_legend().get_texts()]
+        assert sum(lab.startswith(r"$\rho = ") for lab in labels) == 2
+        assert ax_sv.get_legend().get_title().get_text().startswith(r"one $W_{hh}$ per $\rho$ (seed 0)")
+        plt.close(fig)

@@ -164,38 +164,127 @@ def signed(x: float) -> str:
     return "0.00" if x == 0 else f"{x:+.2f}".replace("-", "\u2212")
 
 
+SPECTRUM_COLUMNS = frozenset({"run_id", "kind", "index", "real", "imag", "abs"})
+ANNOTATED = 2  # up to this many networks, σ_max and ρ are written beside each ★; more would overlap
+MANY = 5       # from this many networks on, one ρ line and circle each would bury the data: ρ is in the legend
+
+
+def distinct_networks(spec: pd.DataFrame) -> list:
+    """Run ids with distinct spectra: the first run (in run order) of each set of runs with the same one.
+
+    Runs that differ only in what does not touch W_hh (the activation, say) have the same matrix, so the
+    same eigen- and singular values: drawing each would draw it several times over.
+    """
+    shared: dict = {}
+    for run, rows in spec.groupby("run_id", sort=False):
+        values = rows.sort_values(["kind", "index"])[["real", "imag", "abs"]].to_numpy(dtype=float)
+        shared.setdefault(np.round(values, 12).tobytes(), []).append(run)
+    return [runs[0] for runs in shared.values()]
+
+
+def spectrum_groups(spec: pd.DataFrame, runs: list) -> tuple[list[str], list]:
+    """The parameters that tell the networks ``runs`` apart (seed last resort), and one run per value of them.
+
+    Parameters are the columns other than the spectrum's that are constant within each run and vary
+    between ``runs``; the seed is left out unless nothing else varies. The representative of a group is
+    its first run (the smallest seed), and groups are ordered by their values.
+    """
+    first = spec.drop_duplicates("run_id").set_index("run_id").loc[runs]
+    varying = [c for c in first.columns if c not in SPECTRUM_COLUMNS and first[c].nunique(dropna=False) > 1]
+    by = [c for c in varying if c != "seed"] or varying
+    if not by or len(runs) <= 1:
+        return by, list(runs)
+    order = first.reset_index().sort_values(by + (["seed"] if "seed" in first.columns else []), kind="stable")
+    return by, order.groupby(by, sort=True, dropna=False)["run_id"].first().tolist()
+
+
+def spectrum_label(row: pd.Series, by: list[str]) -> str:
+    """Legend text of one network: its init in words, or the parameters that set it apart."""
+    if by == ["init"] or not by:
+        return INIT_LABELS.get(row.get("init"), param_label(row, ("init", "radius")))
+    parts = []
+    for name in by:
+        value = row[name]
+        if name == "radius":
+            parts.append(rf"$\rho = {value:g}$")
+        elif isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
+            parts.append(f"{name} = {value:g}")
+        else:
+            parts.append(str(value))
+    return ", ".join(parts)
+
+
 def spectrum(tables: Tables) -> plt.Figure:
     spec = tables["spectrum"]
-    runs = list(dict.fromkeys(spec["run_id"]))
+    all_runs = list(dict.fromkeys(spec["run_id"]))
+    distinct = distinct_networks(spec)
+    by, runs = spectrum_groups(spec, distinct)
     rhos = spec[spec["kind"] == "eigenvalue"].groupby("run_id")["abs"].max()
+    firsts = spec.drop_duplicates("run_id").set_index("run_id")
+    # Colours: by rank along viridis for one numeric parameter (the radii of a sweep), else the colour cycle.
+    numeric = len(by) == 1 and pd.api.types.is_numeric_dtype(firsts[by[0]])
+    if numeric:
+        ranked = ranked_colors(firsts.loc[runs, by[0]])
+        color_of = {r: ranked[float(firsts.loc[r, by[0]])] for r in runs}
+    elif len(runs) <= len(plt.rcParams["axes.prop_cycle"]):
+        color_of = {r: f"C{i}" for i, r in enumerate(runs)}
+    else:  # more groups than the cycle has colours: evenly along viridis, in group order
+        ranked = ranked_colors(range(len(runs)))
+        color_of = {r: ranked[float(i)] for i, r in enumerate(runs)}
+    annotate, many = len(runs) <= ANNOTATED, len(runs) >= MANY
     # Runs of one ρ (the figure's point: same ρ, different σ_max) share one ρ line and circle, drawn in black
     # on top; one per run in its colour would hide all but the last under each other.
-    shared_rho = len(runs) > 1 and coincides(np.log10(rhos.to_numpy()), np.log10(rhos.max()))
+    shared_rho = len(runs) > 1 and coincides(np.log10(rhos[runs].to_numpy()), np.log10(rhos[runs].max()))
     fig, (ax_eig, ax_sv) = plt.subplots(1, 2, figsize=(TEXT_WIDTH, 2.9), width_ratios=(1, 1.45))
     handles = []
-    for i, r in enumerate(runs):
+    # Largest ρ first: each smaller disc of eigenvalues is drawn on top of the larger ones.
+    drawn = sorted(runs, key=lambda r: -rhos[r]) if numeric else runs
+    for i, r in enumerate(drawn):
         rows = spec[spec["run_id"] == r]
         first = rows.iloc[0]
         rho = rhos[r]
         n = int((rows["kind"] == "singular_value").sum())
         by_radius = first.get("scale_by", "radius") == "radius"
         theory = data.theory_singular_values(first.get("init"), n, rho) if by_radius else None
-        label = INIT_LABELS.get(first.get("init"), param_label(first, ("init", "radius")))
-        plot_eigenvalues(rows, ax=ax_eig, color=f"C{i}", unit_circle=(i == 0), rho_circle=not shared_rho)
-        plot_singular_values(rows, ax=ax_sv, color=f"C{i}", theory=theory, rho_line=not shared_rho)
-        handles.append(Line2D([], [], color=f"C{i}", marker="o", markersize=2.5, linewidth=0.6, label=label))
+        label = spectrum_label(first, by)
+        color = color_of[r]
+        per_run_rho = not shared_rho and not many
+        plot_eigenvalues(rows, ax=ax_eig, color=color, unit_circle=(i == 0), rho_circle=per_run_rho)
+        plot_singular_values(rows, ax=ax_sv, color=color, theory=theory, rho_line=per_run_rho, annotate=annotate)
+        if not annotate:
+            smax = rows.loc[rows["kind"] == "singular_value", "abs"].max()
+            label += rf": $\sigma_{{\max}} = {smax:.2f}$" + ("" if "radius" in by else rf", $\rho = {rho:.2f}$")
+        handles.append(Line2D([], [], color=color, marker="o", markersize=2.5, linewidth=0.6, label=label))
     if shared_rho:
-        rho = float(rhos.mean())
+        rho = float(rhos[runs].mean())
         circle(ax_eig, rho, color="black", zorder=1.5, **RATE)  # under the eigenvalues that lie on it
         ax_sv.axhline(rho, **{**RATE, **ON_TOP})
         ax_sv.annotate(rf"$\rho = {rho:.2f}$ (every run)", (1.0, rho), xycoords=("axes fraction", "data"),
                        xytext=(-2, 2), textcoords="offset points", ha="right", va="bottom", fontsize=6.5)
-    handles += [Line2D([], [], color="black", label="random-matrix theory", **BOUND),
-                Line2D([], [], color="black", label=r"$\rho$ (dotted: also the circle $|\lambda| = \rho$)", **RATE),
-                Line2D([], [], color="black", marker="*", markersize=7, linestyle="none",
-                       label=r"$\sigma_{\max} = \gamma_W$, which sets the bound")]
-    ax_sv.legend(handles=handles, loc="upper right")
+    theory_entries = [Line2D([], [], color="black", label="random-matrix theory", **BOUND)]
+    if not many or shared_rho:
+        theory_entries.append(Line2D([], [], color="black", label=r"$\rho$ (dotted: also the circle $|\lambda| = \rho$)",
+                                     **RATE))
+    theory_entries.append(Line2D([], [], color="black", marker="*", markersize=7, linestyle="none",
+                                 label=r"$\sigma_{\max} = \gamma_W$, which sets the bound"))
     ax_sv.set_ylim(0, 1.12 * spec.loc[spec["kind"] == "singular_value", "abs"].max())
+    # What the legend leaves out, in its title: the other seeds, and runs that share a W_hh (one per activation).
+    title = None
+    if len(runs) < len(all_runs):
+        names = ", ".join(r"$\rho$" if b == "radius" else b for b in by)
+        title = f"one $W_{{hh}}$ per {names}"
+        if len(runs) < len(distinct) and "seed" in firsts.columns:
+            seeds = set(firsts.loc[runs, "seed"])
+            title += f" (seed {seeds.pop()})" if len(seeds) == 1 else " (its first seed)"
+        title += f"\nof {len(all_runs)} runs" + (f", {len(distinct)} distinct $W_{{hh}}$"
+                                                 if len(distinct) < len(all_runs) else "")
+    if annotate:
+        ax_sv.legend(handles=handles + theory_entries, loc="upper right", title=title,
+                     **({"alignment": "left"} if title else {}))
+    else:  # beside the panel, one network per line (largest ρ on top, as the curves lie)
+        ax_sv.legend(handles=handles + theory_entries, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                     borderaxespad=0.0, title=title, handlelength=1.6, fontsize=6.5, title_fontsize=6.5,
+                     alignment="left")
     ax_eig.set_title(r"eigenvalues $\lambda_i(W_{hh})$", loc="right")
     ax_sv.set_title(rf"singular values, $n = {n}$", loc="right")
     panel_label(ax_eig, "a")

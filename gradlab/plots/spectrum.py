@@ -57,7 +57,7 @@ def plot_eigenvalues(spectrum, ax=None, color="C0", label: str | None = None, un
 
 
 def plot_singular_values(spectrum, ax=None, color="C0", label: str | None = None, theory=None,
-                         rho_line: bool = True):
+                         rho_line: bool = True, annotate: bool = True):
     """Singular values σ_i of W_hh (largest first) with σ_max marked and ρ as a dotted line.
 
     Parameters
@@ -70,6 +70,9 @@ def plot_singular_values(spectrum, ax=None, color="C0", label: str | None = None
     rho_line : bool
         Draw ρ dotted in ``color`` (a caller showing several runs of one ρ
         draws it once instead, on top).
+    annotate : bool
+        Write σ_max and ρ beside the ★ (a caller showing many runs, whose
+        notes would overlap, names them in its legend instead).
 
     Notes
     -----
@@ -97,8 +100,9 @@ def plot_singular_values(spectrum, ax=None, color="C0", label: str | None = None
     smax = sv["abs"].iloc[0]
     ax.plot([1], [smax], marker="*", markersize=8, color=color, markeredgecolor="black", markeredgewidth=0.4,
             linestyle="none", zorder=5)
-    ax.annotate(rf"$\sigma_{{\max}}={smax:.2f}$, $\rho={rho:.2f}$", (1, smax), xytext=(6, 3),
-                textcoords="offset points", va="bottom", ha="left", fontsize=7, color=color)
+    if annotate:
+        ax.annotate(rf"$\sigma_{{\max}}={smax:.2f}$, $\rho={rho:.2f}$", (1, smax), xytext=(6, 3),
+                    textcoords="offset points", va="bottom", ha="left", fontsize=7, color=color)
     ax.set_xlabel(r"index $i$")
     ax.set_ylabel(r"singular value $\sigma_i(W_{hh})$")
     ax.set_xlim(0, i.max() + 1)
