@@ -1036,3 +1036,37 @@ def test_the_spectrum_of_the_tiny_sweep_draws_each_matrix_once(results):
         assert sum(lab.startswith(r"$\rho = ") for lab in labels) == 2
         assert ax_sv.get_legend().get_title().get_text().startswith(r"one $W_{hh}$ per $\rho$ (seed 0)")
         plt.close(fig)
+
+
+def test_plot_list_and_the_registry_do_not_import_matplotlib():
+    """`gradlab plot --list` took seconds, most of it importing matplotlib (pyplot) for a table of names."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+from gradlab.cli import main
+try:
+    main(["plot", "--list"])
+except SystemExit as e:
+    assert e.code == 0, e.code
+import gradlab.plots
+from gradlab.plots import FIGURES, FigureSpec, draw_figure, load_figure_tables, load_table
+from gradlab.plots.figures import FIGURES as registry
+assert registry is FIGURES
+print("loaded:", sorted(m for m in sys.modules if m.split(".")[0] == "matplotlib"))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith("loaded: []")
+    for name in FIGURES:
+        assert f"\n{name} " in "\n" + done.stdout
+
+
+def test_the_builders_are_still_reachable_from_the_registry_module():
+    from gradlab.plots import builders, figures
+
+    assert figures.spectrum is builders.spectrum and figures.signed is builders.signed
+    assert FIGURES["spectrum"].build.__name__ == "spectrum"
+    with pytest.raises(AttributeError, match="no attribute 'no_such_builder'"):
+        figures.no_such_builder

@@ -8,8 +8,10 @@ Computing and drawing are kept apart:
   :mod:`~gradlab.plots.training`, :mod:`~gradlab.plots.truncation` hold the
   ``plot_*`` functions: each draws one panel from a DataFrame, takes
   ``ax=None`` and returns the axes;
-* :mod:`~gradlab.plots.figures` lays panels out into the figure set and keeps
-  the registry :data:`FIGURES` (name → builder, tables it reads, description);
+* :mod:`~gradlab.plots.builders` (and :mod:`~gradlab.plots.dynamics`) lay
+  panels out into the figure set; :mod:`~gradlab.plots.figures` keeps the
+  registry :data:`FIGURES` (name → builder, tables it reads, description)
+  and draws a figure into files;
 * :mod:`~gradlab.plots.style` is the one place for the look: the packaged
   ``gradlab.mplstyle`` applied with :func:`figure_style`, sizes, colours, saving.
 
@@ -17,16 +19,35 @@ Example
 -------
 >>> from gradlab.plots import draw_figure
 >>> draw_figure("heatmap", "results/heatmap", "figures", formats="png")  # doctest: +SKIP
-"""
-from .data import load_table
-from .figures import FIGURES, FigureSpec, draw_figure, load_figure_tables
-from .norms import plot_growth_rates, plot_norm_heatmap, plot_norms_vs_lag, plot_transient_growth
-from .spectrum import plot_eigenvalues, plot_singular_values
-from .style import figure_style, save_figure
-from .training import plot_final_metric, plot_grad_norm, plot_loss
-from .truncation import plot_truncation_error
 
-__all__ = ["FIGURES", "FigureSpec", "draw_figure", "figure_style", "load_figure_tables", "load_table",
-           "plot_eigenvalues", "plot_final_metric", "plot_grad_norm", "plot_growth_rates", "plot_loss",
-           "plot_norm_heatmap", "plot_norms_vs_lag", "plot_singular_values", "plot_transient_growth",
-           "plot_truncation_error", "save_figure"]
+Importing :mod:`gradlab.plots` or the registry :mod:`gradlab.plots.figures`
+does not import matplotlib: the names below are loaded on first use, and
+the builders when a figure is drawn (``gradlab plot --list`` starts fast).
+"""
+from importlib import import_module
+
+# name → the submodule that defines it
+_EXPORTS = {
+    "load_table": "data",
+    "FIGURES": "figures", "FigureSpec": "figures", "draw_figure": "figures", "load_figure_tables": "figures",
+    "plot_growth_rates": "norms", "plot_norm_heatmap": "norms", "plot_norms_vs_lag": "norms",
+    "plot_transient_growth": "norms",
+    "plot_eigenvalues": "spectrum", "plot_singular_values": "spectrum",
+    "figure_style": "style", "save_figure": "style",
+    "plot_final_metric": "training", "plot_grad_norm": "training", "plot_loss": "training",
+    "plot_truncation_error": "truncation",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))
