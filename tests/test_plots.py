@@ -204,15 +204,21 @@ def number_column_cases():
                     yield name, kind, column
 
 
-@pytest.mark.parametrize("name,kind,column", list(number_column_cases()))
-def test_text_in_a_number_column_fails_naming_file_column_and_value(name, kind, column, results, tmp_path):
+def with_text_in(results, tmp_path, name, kind, column, row, text):
+    """A copy of the figure's results folder with ``text`` in one cell of a table: that table's file."""
     folder = tmp_path / "broken"
     shutil.copytree(results[FIGURES[name].results], folder)
     csv = a_table_file(folder, kind)
     table = pd.read_csv(csv)
     table[column] = table[column].astype(object)
-    table.loc[1, column] = "n/a?"
+    table.loc[row, column] = text
     table.to_csv(csv, index=False)
+    return folder, csv
+
+
+@pytest.mark.parametrize("name,kind,column", list(number_column_cases()))
+def test_text_in_a_number_column_fails_naming_file_column_and_value(name, kind, column, results, tmp_path):
+    folder, csv = with_text_in(results, tmp_path, name, kind, column, 1, "n/a?")
     with pytest.raises(GradlabError) as error:
         draw_figure(name, folder, tmp_path / "out", "png")
     message = str(error.value)
@@ -226,13 +232,7 @@ def test_text_in_a_number_column_fails_naming_file_column_and_value(name, kind, 
                                               ("clipping", "training", "skipped"),
                                               ("transient-growth", "norms", "log10_norm")])
 def test_text_in_a_parameter_or_flag_column_fails_naming_it(name, kind, column, results, tmp_path):
-    folder = tmp_path / "broken"
-    shutil.copytree(results[FIGURES[name].results], folder)
-    csv = a_table_file(folder, kind)
-    table = pd.read_csv(csv)
-    table[column] = table[column].astype(object)
-    table.loc[0, column] = "oops"
-    table.to_csv(csv, index=False)
+    folder, _ = with_text_in(results, tmp_path, name, kind, column, 0, "oops")
     with pytest.raises(GradlabError, match=f"line 2: column '{column}' holds 'oops' where"):
         draw_figure(name, folder, tmp_path / "out", "png")
 
