@@ -91,9 +91,10 @@ class FolderRefused(GradlabError):
     """A results folder that may not be written: why, and what the user can do (:class:`FolderHint`).
 
     ``reason`` is ``"current"`` (the current folder or one holding it),
-    ``"exists"`` (needs ``force``), ``"not_gradlab"`` (no ``manifest.json``:
-    never replaced), ``"not_sweep"`` or ``"other_sweep"`` (a sweep's folder
-    holding something else). A caller that names its options differently
+    ``"exists"`` (a folder gradlab wrote: needs ``force``), ``"not_gradlab"``
+    (no ``manifest.json``: never replaced, so its message never names
+    ``force``), ``"not_sweep"`` or ``"other_sweep"`` (a sweep's folder holding
+    another gradlab result). A caller that names its options differently
     re-raises :meth:`with_hint` (``gradlab reproduce`` has no ``--force``,
     and its results go under ``--results``).
     """
@@ -112,10 +113,9 @@ class FolderRefused(GradlabError):
             return f"output folder {where} is the current folder or holds it; {elsewhere}"
         if self.reason == "exists":
             return f"output folder {where} already exists; {replace}"
-        if self.reason == "not_gradlab":
-            kept = f"so {force} will not delete it" if force else "so gradlab will not replace it"
-            return (f"output folder {where} is not a gradlab results folder (no manifest.json), {kept}; "
-                    f"move it away or {elsewhere}")
+        if self.reason == "not_gradlab":   # force would be refused too: never suggest it
+            return (f"output folder {where} exists and was not written by gradlab (no manifest.json); "
+                    f"gradlab replaces only folders it wrote, so {elsewhere} or remove it yourself")
         if self.reason == "not_sweep":
             return f"output folder {where} exists and is not a gradlab sweep; {replace}"
         if self.reason == "other_sweep":
@@ -139,10 +139,10 @@ def check_new_folder(out, force: bool) -> Path:
     if out.resolve() == here or out.resolve() in here.parents:
         raise FolderRefused(out, "current")
     if out.is_dir() and any(out.iterdir()):
+        if not (out / "manifest.json").is_file():   # with or without force: the message must not offer it
+            raise FolderRefused(out, "not_gradlab")
         if not force:
             raise FolderRefused(out, "exists")
-        if not (out / "manifest.json").is_file():
-            raise FolderRefused(out, "not_gradlab")
     return out
 
 

@@ -335,14 +335,16 @@ def run_sweep(spec, out, jobs: int = 1, scheduler: str | None = None, force: boo
         The sweep file (``experiments/NAME.toml``) or a parsed spec.
     out : path
         Results folder. A folder holding the same sweep is resumed; a
-        different sweep (or any other non-empty folder) is refused unless ``force``.
+        different sweep (or another gradlab result) is refused unless ``force``;
+        a non-empty folder gradlab did not write (no ``manifest.json``) is
+        always refused.
     jobs : int
         Local worker processes (BLAS pinned to one thread each).
     scheduler : str, optional
         Address of a Dask distributed scheduler (``tcp://host:8786``); needs
         ``pip install "gradlab[distributed]"``. Overrides ``jobs``.
     force : bool
-        Delete what is in ``out`` and start again.
+        Delete the gradlab results in ``out`` and start again.
     quiet : bool
         No progress bar (also off when stderr is not a terminal).
     quick : bool
@@ -393,6 +395,8 @@ def _prepare_folder(spec: SweepSpec, out: Path, force: bool, n_runs: int) -> Non
     """Create ``out`` for this sweep, or check that it already holds this very sweep."""
     manifest_path = out / "manifest.json"
     if out.is_dir() and any(out.iterdir()) and not force:
+        if not manifest_path.is_file():          # someone else's files: --force would be refused as well
+            raise FolderRefused(out, "not_gradlab")
         try:
             old = json.loads(manifest_path.read_text())["sweep"]["digest"]
         except (OSError, ValueError, KeyError, TypeError):

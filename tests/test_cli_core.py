@@ -192,18 +192,18 @@ def test_run_refuses_an_existing_folder_unless_forced(tmp_path, capsys):
     out = tmp_path / "r"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    code, stdout, stderr = gradlab(capsys, "run", *SMALL, "--out", out)
-    assert code == 2 and stdout == ""
-    assert stderr.startswith("Error: ") and "already exists" in stderr and str(out) in stderr and "--force" in stderr
-    assert sorted(os.listdir(out)) == ["keep.txt"] and sorted(os.listdir(tmp_path)) == ["r"]
-
-    code, stdout, stderr = gradlab(capsys, "run", *SMALL, "--out", out, "--force")   # not gradlab's: kept
-    assert code == 2 and stdout == "" and "not a gradlab results folder" in stderr
-    assert sorted(os.listdir(out)) == ["keep.txt"]
+    for force in ([], ["--force"]):       # not gradlab's: kept, and --force is not offered (it would be refused)
+        code, stdout, stderr = gradlab(capsys, "run", *SMALL, "--out", out, *force)
+        assert code == 2 and stdout == "" and len(stderr.splitlines()) == 1
+        assert stderr.startswith("Error: ") and str(out) in stderr and "was not written by gradlab" in stderr
+        assert "--force" not in stderr and "choose another --out" in stderr
+        assert sorted(os.listdir(out)) == ["keep.txt"] and sorted(os.listdir(tmp_path)) == ["r"]
 
     (out / "keep.txt").unlink()
     assert gradlab(capsys, "run", *SMALL, "--out", out)[0] == 0                      # an empty folder is fine
-    assert gradlab(capsys, "run", *SMALL, "--seed", "1", "--out", out)[0] == 2
+    code, stdout, stderr = gradlab(capsys, "run", *SMALL, "--seed", "1", "--out", out)   # gradlab's: --force works
+    assert code == 2 and stdout == "" and len(stderr.splitlines()) == 1
+    assert stderr.startswith("Error: ") and "already exists; pass --force to replace it" in stderr and str(out) in stderr
     assert gradlab(capsys, "run", *SMALL, "--seed", "1", "--out", out, "--force")[0] == 0
     assert json.loads((out / "manifest.json").read_text())["config"]["seed"] == 1
     assert sorted(os.listdir(out)) == ["grads.csv", "manifest.json", "norms.csv", "spectrum.csv"]
@@ -321,6 +321,37 @@ def test_check_refuses_a_network_whose_states_overflow(capsys):
                                    "--batch", "1", "--activation", "linear", "--radius", "3")
     assert code == 2 and stdout == "" and len(stderr.splitlines()) == 1
     assert re.match(r"Error: the forward pass overflows float64 .*at step \d+ of 800", stderr)
+
+
+WRITERS = {   # every command that writes a results folder, at sizes that would take a moment
+    "run": lambda tmp: ["run", *SMALL],
+    "train": lambda tmp: ["train", "--steps", "5", "--hidden", "3", "--updates", "2", "--quiet"],
+    "sweep": lambda tmp: ["sweep", _spec(tmp), "--quiet"],
+    "lyapunov": lambda tmp: ["lyapunov", "-a", "tanh", "--gains", "1", "--hidden", "4", "--steps", "10",
+                             "--burn", "2", "--warmup", "2", "--seeds", "1"],
+}
+
+
+def _spec(tmp):
+    path = tmp / "spec.toml"
+    path.write_text('kind = "run"\n[grid]\nradius = [0.5]\n[fixed]\nhidden = 3\nsteps = 4\n')
+    return path
+
+
+@pytest.mark.parametrize("force", [[], ["--force"]], ids=["plain", "force"])
+@pytest.mark.parametrize("command", list(WRITERS))
+def test_a_folder_gradlab_did_not_write_is_refused_without_offering_force(tmp_path, capsys, command, force):
+    """Without --force the message said `pass --force to replace it`, and --force was then refused."""
+    out = tmp_path / "theirs"
+    out.mkdir()
+    (out / "thesis.tex").write_text("precious")
+    args = WRITERS[command](tmp_path)
+    before = sorted(os.listdir(tmp_path))
+    code, stdout, stderr = gradlab(capsys, *args, "--out", out, *force)
+    assert code == 2 and stdout == "" and len(stderr.splitlines()) == 1 and "Traceback" not in stderr, stderr
+    assert stderr == (f"Error: output folder {str(out)!r} exists and was not written by gradlab (no manifest.json); "
+                      "gradlab replaces only folders it wrote, so choose another --out or remove it yourself\n")
+    assert os.listdir(out) == ["thesis.tex"] and sorted(os.listdir(tmp_path)) == before
 
 
 def test_check_rejects_a_negative_truncation(capsys):

@@ -151,7 +151,7 @@ def test_someone_elses_files_in_a_results_folder_are_refused_naming_options_repr
         main(["reproduce", "--experiments", str(tiny), "--jobs", "1", "--format", "png", "--figure", figure])
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and err.count("\n") == 1, err
-    assert f"'{Path('results') / folder}'" in err and "is not a gradlab" in err
+    assert f"'{Path('results') / folder}'" in err and "was not written by gradlab" in err
     named = set(re.findall(r"--[a-z][a-z-]*", err))
     assert named and named <= _reproduce_options(), f"{err!r} names options reproduce lacks: {named - _reproduce_options()}"
     assert "--results" in named and "--out" not in named       # reproduce's --out is the figures folder

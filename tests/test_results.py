@@ -38,9 +38,10 @@ def test_force_replaces_only_a_folder_gradlab_wrote(tmp_path):
     out = tmp_path / "mine"
     out.mkdir()
     (out / "thesis.tex").write_text("precious")
-    with pytest.raises(gl.GradlabError, match=r"'.*mine' is not a gradlab results folder \(no manifest\.json\)"):
-        with results_folder(out, force=True):
-            pass
+    for force in (False, True):
+        with pytest.raises(gl.GradlabError, match=r"'.*mine' exists and was not written by gradlab \(no manifest\.json\)"):
+            with results_folder(out, force=force):
+                pass
     assert sorted(p.name for p in out.iterdir()) == ["thesis.tex"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
 
@@ -58,9 +59,10 @@ def test_the_current_folder_or_one_holding_it_is_never_an_output_folder(tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["project"]
 
 
-def test_an_existing_folder_needs_force(tmp_path):
+def test_an_existing_gradlab_folder_needs_force(tmp_path):
     out = tmp_path / "res"
     out.mkdir()
+    (out / "manifest.json").write_text("{}")
     (out / "keep.txt").write_text("precious")
     with pytest.raises(gl.GradlabError, match=r"already exists; pass --force"):
         with results_folder(out):

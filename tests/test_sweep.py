@@ -242,7 +242,7 @@ def test_force_does_not_delete_a_folder_that_is_not_a_sweep(tmp_path, capsys):
     (out / "data.csv").write_text("mine")
     with pytest.raises(SystemExit) as e:
         main(["sweep", str(write_spec(tmp_path, RUN_SPEC)), "--out", str(out), "--quiet", "--force"])
-    assert e.value.code == 2 and "not a gradlab results folder" in capsys.readouterr().err
+    assert e.value.code == 2 and "was not written by gradlab" in capsys.readouterr().err
     assert os.listdir(out) == ["data.csv"]
 
 
