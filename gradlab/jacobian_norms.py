@@ -298,7 +298,7 @@ def _grow_chunk(factors, ends, method, p, rng, pool):
             # direction (e.g. a diagonal product whose largest entry moved) would hide it.
             U0 = np.broadcast_to(U[first:], (g,) + U[first:].shape).reshape(-1, r, p).copy()
             U0[:, :, -1] = rng.standard_normal((len(U0), r))
-            U0 = orthonormal_basis(U0)
+            U0 = orthonormal_basis(U0)      # U is one power step, not yet orthonormalised
             job = pool.submit(top_singular_values, group.reshape(-1, r, r), U0, prior.reshape(-1))
             upper[first:] = prior[-1].reshape(-1, B)    # the live product's bound, until certified
         pending = (job, first, lag0, g, ls)
@@ -548,16 +548,16 @@ def ritz_upper_bound(lam: np.ndarray, res: np.ndarray, tr: np.ndarray, prior: np
 
 
 def power_step(X: np.ndarray, AX: np.ndarray, lam: np.ndarray) -> np.ndarray:
-    """Orthonormal basis of A y_i / θ_i (one power step on Ritz vectors y_i): (M, r, p).
+    """A y_i / θ_i, one power step on Ritz vectors y_i: (M, r, p), not orthonormalised.
 
+    The caller orthonormalises it once, after swapping in a random column.
     Dividing by θ_i keeps the columns near orthonormal, so the small ones keep
     their direction; a column with θ_i ≤ 1e-8 θ_1, where A y_i is mostly
     rounding error, keeps y_i.
     """
     big = lam > 1e-8 * lam[:, :1]
     with np.errstate(divide="ignore", invalid="ignore"):
-        Z = np.where(big[:, None, :], AX / np.where(big, lam, 1.0)[:, None, :], X)
-    return orthonormal_basis(Z)
+        return np.where(big[:, None, :], AX / np.where(big, lam, 1.0)[:, None, :], X)
 
 
 def next_block(Q: np.ndarray, AQ_last: np.ndarray) -> np.ndarray:
@@ -568,38 +568,26 @@ def next_block(Q: np.ndarray, AQ_last: np.ndarray) -> np.ndarray:
 def orthonormal_basis(Z: np.ndarray, Q: np.ndarray | None = None) -> np.ndarray:
     """Orthonormal columns spanning Z (M, r, k), orthogonal to span(Q) if given.
 
-    Fast path: Gram–Schmidt against Q twice, then Cholesky QR twice (a few
-    small BLAS calls). When Z is nearly rank-deficient or nearly inside
-    span(Q) — a low-rank product (ReLU units off) — Householder QR of [Q, Z]
-    is used, which returns exactly orthonormal columns whatever Z is: the
-    Rayleigh–Ritz bounds need an orthonormal basis, not a Krylov one.
+    Gram–Schmidt against Q twice ("twice is enough"), then Householder QR.
+    When Z is nearly rank-deficient or nearly inside span(Q) — a low-rank
+    product (ReLU units off) — the columns left after Gram–Schmidt are mostly
+    rounding error and need not be orthogonal to Q, so Householder QR of
+    [Q, Z] is used instead: the Rayleigh–Ritz bounds need an exactly
+    orthonormal basis, not a Krylov one.
     """
-    try:
-        W = Z
-        if Q is not None:
-            before = np.linalg.norm(Z, axis=1)
-            for _ in range(2):      # "twice is enough" unless Z is nearly in span(Q)
-                W = W - Q @ (Q.transpose(0, 2, 1) @ W)
-            if not np.all(np.linalg.norm(W, axis=1) > 1e-6 * before):
-                raise np.linalg.LinAlgError("block nearly inside span(Q)")
-        return _cholesky_qr(_cholesky_qr(W))
-    except np.linalg.LinAlgError:
-        if Q is None:
-            return np.linalg.qr(Z).Q
-        return np.linalg.qr(np.concatenate([Q, Z], axis=2)).Q[:, :, Q.shape[2]:]
-
-
-def _cholesky_qr(Z: np.ndarray) -> np.ndarray:
-    """Z R⁻¹ with Rᵀ R = Zᵀ Z; raises LinAlgError unless Z is well conditioned."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        G = Z.transpose(0, 2, 1) @ Z
-    d = np.sqrt(np.diagonal(G, axis1=1, axis2=2))
-    if not np.all((d > 0) & (d < np.inf)):
-        raise np.linalg.LinAlgError("zero or huge column")
-    L = np.linalg.cholesky(G / d[:, :, None] / d[:, None, :])
-    if not np.all(np.diagonal(L, axis1=1, axis2=2) > 1e-5):
-        raise np.linalg.LinAlgError("ill-conditioned block")
-    return (Z / d[:, None, :]) @ np.linalg.inv(L).transpose(0, 2, 1)
+    W = Z
+    if Q is not None:
+        for _ in range(2):
+            W = W - Q @ (Q.transpose(0, 2, 1) @ W)
+    with np.errstate(invalid="ignore"):
+        basis, R = np.linalg.qr(W)
+    if Q is None:
+        return basis
+    # |R_ii| is the part of column i new to Q and to the columns before it.
+    new = np.abs(np.diagonal(R, axis1=1, axis2=2))
+    if np.all(new > 1e-6 * np.linalg.norm(Z, axis=1)):
+        return basis
+    return np.linalg.qr(np.concatenate([Q, Z], axis=2)).Q[:, :, Q.shape[2]:]
 
 
 def renormalise(P: np.ndarray, log_scale: np.ndarray):
