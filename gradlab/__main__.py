@@ -1,3 +1,4 @@
-from .cli import main
+"""``python -m gradlab``: the same program as the ``gradlab`` command."""
+from ._launch import main
 
 main()

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -446,10 +447,86 @@ def test_python_dash_m_gradlab_is_the_same_program(tmp_path):
 
 
 def test_installed_gradlab_script(tmp_path):
-    script = shutil.which("gradlab", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    script = installed_script()
     assert script, "the `gradlab` console script is not installed (pip install -e .)"
     version = run_process(script, "--version", cwd=tmp_path)
     assert version.returncode == 0 and version.stdout.strip() == f"gradlab, version {gl.__version__}"
     failing = run_process(script, "check", "--hidden", "2", "--inputs", "2", "--steps", "3", "--batch", "1",
                           "--tol", "1e-30", cwd=tmp_path)
     assert failing.returncode == 1 and "FAIL" in failing.stdout
+
+
+def installed_script():
+    return shutil.which("gradlab", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+
+
+@pytest.mark.parametrize("entry", ["python -m gradlab", "gradlab"])
+def test_ctrl_c_while_the_command_is_still_importing_is_one_line_and_no_traceback(tmp_path, entry):
+    """Ctrl-C in the first second (numpy, scipy, pandas, click importing) printed a traceback.
+
+    ``-X importtime`` reports each import as it ends: SIGINT is sent when the
+    first numpy submodule is in, most of a second before gradlab.cli is.
+    """
+    command = ["-m", "gradlab"] if entry.startswith("python") else [installed_script()]
+    proc = subprocess.Popen([sys.executable, "-X", "importtime", *command, "run", "--steps", "2000", "--out", "o"],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        imported = []
+        for line in proc.stderr:
+            imported.append(line)
+            if re.search(r"\|\s+numpy\.", line):
+                break
+        proc.send_signal(signal.SIGINT)
+        stdout, rest = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    lines = imported + rest.splitlines(keepends=True)
+    imported = {line.split("|")[-1].strip() for line in lines if line.startswith("import time:")}
+    assert "gradlab.runner" not in imported      # interrupted before `run` began (it imports the runner)
+    stderr = "".join(line for line in lines if not line.startswith("import time:"))
+    assert stderr == "Interrupted.\n" and stdout == ""
+    # 130 from sys.exit; under `python -m` CPython may instead end the process by SIGINT itself
+    # (when the signal landed in an eval() of a string, e.g. a namedtuple): a shell reports 130 for both.
+    assert proc.returncode in (130, -signal.SIGINT)
+    assert os.listdir(tmp_path) == []
+
+
+LAZY_PACKAGE = """
+import sys
+import gradlab as gl
+assert not [m for m in ("numpy", "pandas", "scipy", "click") if m in sys.modules], sorted(sys.modules)
+import gradlab.jacobian_norms                                  # the submodule does not hide the function
+assert callable(gl.jacobian_norms) and gl.jacobian_norms is sys.modules["gradlab.jacobian_norms"].jacobian_norms
+for name, module in gl._EXPORTS.items():
+    assert getattr(gl, name) is getattr(sys.modules[f"gradlab.{module}"], name), name
+from gradlab import run_sweep, GradlabError
+assert gl.schema is sys.modules["gradlab.schema"] and set(gl.__all__) <= set(dir(gl))
+try:
+    gl.no_such_name
+except AttributeError:
+    pass
+else:
+    raise AssertionError("gl.no_such_name")
+print("ok")
+"""
+
+
+def test_import_gradlab_is_instant_and_every_public_name_still_resolves():
+    """The package loads its names on first use, so the `gradlab` command can catch Ctrl-C from the start."""
+    import gradlab
+
+    eager = ["ACTIVATIONS", "Activation", "get_activation", "Gradients", "loss_and_grads", "loss_value",
+             "output_errors", "chain", "clip_by_global_norm", "clip_by_value", "global_norm", "no_clipping",
+             "RunConfig", "GradlabError", "GatedParams", "forward_gated", "init_gated_params", "load_gated_weights",
+             "save_gated_weights", "finite_difference_grads", "gradient_check", "truncation_errors",
+             "log_loss_grad_norms", "init_params", "init_recurrent", "inspect_path", "GRUTrace", "forward_gru",
+             "gru_cell", "JacobianNorms", "fit_growth_rate", "jacobian_norms", "LSTMTrace", "cell_state_trace",
+             "exact_cell_state_norms", "forward_lstm", "lstm_cell", "largest_lyapunov", "lyapunov_exponents",
+             "MeanField", "compute_mean_field", "critical_gain", "PARAM_NAMES", "RNNParams", "forward", "rnn_cell",
+             "RunResult", "analyse", "build_model", "write_run", "eigenvalues", "sigma_max", "singular_values",
+             "spectral_radius", "spectrum_table", "load_spec", "run_sweep", "TASKS", "get_task", "Trace",
+             "TrainConfig", "TrainResult", "train", "load_inputs", "load_weights", "save_weights"]
+    assert sorted(gradlab._EXPORTS) == sorted(eager)      # the names `import gradlab` used to import eagerly
+    done = subprocess.run([sys.executable, "-c", LAZY_PACKAGE], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout == "ok\n", done.stderr
+
