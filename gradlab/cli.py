@@ -344,7 +344,8 @@ def inspect(path):
               help="Folder the figure files are written into (created if needed).")
 @click.option("--format", "formats", default="pdf,png", show_default=True,
               help="Comma-separated formats: pdf (vector), png (300 dpi), svg.")
-@click.option("--list", "list_figures", is_flag=True, help="List the figures, what each shows and the CSVs it reads.")
+@click.option("--list", "list_figures", is_flag=True,
+              help="List the figures: what each shows, the kind of results folder it is drawn from and the CSVs it reads.")
 def plot(figure, results_dir, out, formats, list_figures):
     """Draw FIGURE from the CSVs in RESULTS_DIR (never from anything in memory).
 
@@ -357,12 +358,15 @@ def plot(figure, results_dir, out, formats, list_figures):
       gradlab plot norms-vs-lag results/vanishing --out figures/
       gradlab plot heatmap runs/ --format png        # runs/ holds `gradlab run --pairs all` folders
     """
+    from .plots.data import TABLE_FILES
     from .plots.figures import FIGURES, draw_figure
 
     if list_figures:
         for name, spec in FIGURES.items():
-            click.echo(f"{name:<18} {spec.description}\n{'':<18} reads: "
-                       f"{', '.join(spec.tables)}  (gradlab reproduce: results/…/{spec.results})")
+            files = ", ".join(dict.fromkeys(TABLE_FILES[t] for t in spec.tables))
+            click.echo(f"{name:<18} {spec.description}\n"
+                       f"{'':<18} from:  {spec.reads()}\n"
+                       f"{'':<18} reads: {files}  (gradlab reproduce: results/…/{spec.results})")
         return 0
     if figure is None or results_dir is None:
         raise GradlabError("give FIGURE and RESULTS_DIR, e.g. `gradlab plot heatmap results/heatmap` "

@@ -1063,6 +1063,38 @@ print("loaded:", sorted(m for m in sys.modules if m.split(".")[0] == "matplotlib
         assert f"\n{name} " in "\n" + done.stdout
 
 
+FOLDER_READ = {   # what `gradlab plot --list` tells a user to pass as RESULTS_DIR
+    "norms-vs-lag": 'a sweep folder of kind = "run" (`gradlab sweep`)',
+    "heatmap": "`gradlab run` folders (a folder of them, or one)",
+    "spectrum": '`gradlab run` folders (a folder of them, or one) or a sweep folder of kind = "run" (`gradlab sweep`)',
+    "growth-rate": 'a sweep folder of kind = "run" (`gradlab sweep`)',
+    "clipping": 'a sweep folder of kind = "train" (`gradlab sweep`) or a `gradlab train` folder',
+    "truncation": 'a sweep folder of kind = "truncation" (`gradlab sweep`)',
+    "transient-growth": "`gradlab run` folders (a folder of them, or one)",
+    "lyapunov": "a `gradlab lyapunov` folder",
+    "cells": 'a sweep folder of kind = "run" (`gradlab sweep`)',
+}
+
+
+@pytest.mark.parametrize("name", list(FOLDER_READ))
+def test_plot_list_names_the_kind_of_folder_each_figure_is_drawn_from(name, capsys):
+    """`gradlab plot --list` named table kinds only (`reads: sweep_norms`), not what to pass as RESULTS_DIR."""
+    from gradlab.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["plot", "--list"])
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert e.value.code == 0 and len(lines) == 3 * len(FIGURES)      # name and description, from, reads
+    assert set(FOLDER_READ) == set(FIGURES)
+    folder = FOLDER_READ[name]
+    at = next(i for i, line in enumerate(lines) if line.startswith(f"{name:<18} "))
+    assert lines[at + 1] == f"{'':<18} from:  {folder}"     # the words a wrong folder's error uses
+    assert FIGURES[name].reads() == folder
+    files = ", ".join(dict.fromkeys(pdata.TABLE_FILES[t] for t in FIGURES[name].tables))
+    assert lines[at + 2].startswith(f"{'':<18} reads: {files}  (gradlab reproduce: results/…/")
+
+
 def test_the_builders_are_still_reachable_from_the_registry_module():
     from gradlab.plots import builders, figures
 
