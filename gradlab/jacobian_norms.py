@@ -64,6 +64,8 @@ EVR_MIN = 80         # from this size on, LAPACK's evr (top eigenvalue only) bea
 STACK_BYTES = 64 << 20   # largest stack of products grown at once (bounds memory for "all")
 SEED = 20131130      # start blocks are random but reproducible (the same norms on every call)
 LANES = 2            # independent stacks of end steps (one per thread with workers=2)
+RING = 4             # groups of products in flight: formed, queued or being bounded
+RETRY = 4            # after an exact fallback, the next lags of that product go straight to exact
 
 
 @dataclass(frozen=True)
@@ -251,94 +253,125 @@ def _grow_chunk(factors, ends, method, p, rng, pool):
     The products of ``g`` consecutive lags (a *group*) are kept and their
     σ_max found together, so the per-call overhead of the small linear
     algebra is shared by g · E · B matrices; all start from the block of the
-    last lag of the previous group. With a ``pool`` the σ_max of one group
-    are found in a second thread while the next group's products are formed
-    (numpy releases the GIL in BLAS and LAPACK): two stages, two cores.
+    last lag of the previous group. The σ_max of each group is a job for
+    ``pool``: with a one-thread pool the jobs run in order on a second thread
+    (each warm-starts from the one before) while this thread forms the next
+    products, up to ``RING`` − 1 groups ahead (numpy releases the GIL in BLAS
+    and LAPACK): two stages, two cores, neither waiting for the other.
     """
     trace = factors.trace
     B, r, E = trace.B, trace.state_size, len(ends)
-    out = [np.empty((B, t)) for t in ends]
+    # Groups in flight: RING with a second thread; else the newest and the one it grows from.
+    depth = RING if isinstance(pool, ThreadPoolExecutor) else 2
     m = 1
     if method == "subspace" and np.isfinite(factors.bound).all():
-        m = int(np.clip(-(-GROUP // (E * B)), 1, max(1, STACK_BYTES // (2 * E * B * r * r * 8))))
-    ring = np.empty((2, m, E, B, r, r))                 # two groups: one in each stage
+        m = int(np.clip(-(-GROUP // (E * B)), 1, max(1, STACK_BYTES // (depth * E * B * r * r * 8))))
+    ring = np.empty((depth, m, E, B, r, r))             # groups being formed or bounded
+    jobs = [None] * depth                               # the σ_max job reading each slot
+    stage = _SigmaStage(factors, ends, method, p, rng)
     log_scale = np.zeros((E, B))                        # ln of the scale divided out of the newest product
-    U = upper = None
-    if method == "subspace":
-        upper = np.ones((E, B))                         # bound on σ_max of the newest product / its J
-    first, lag0, half, pending = 0, 1, 0, None
+    first, lag0, slot = 0, 1, 0
     live = None                                         # (E, B, r, r) view of the newest product
-    while lag0 <= ends[-1]:
-        while ends[first] < lag0:
-            first += 1
-        g = min(m, ends[first] - lag0 + 1)              # no product finishes inside a group
-        steps = ends[first:] - (lag0 + np.arange(g))[:, None] + 1         # (g, Ea): factor added
-        group = ring[half, :g, first:]
-        if lag0 == 1:
-            group[0] = factors.first(ends)
-            if method == "subspace":
-                U = np.linalg.qr(group[0] @ rng.standard_normal((E, B, r, p))).Q   # range finder start
-        for j in range(g):
-            if lag0 + j > 1:
-                factors.advance(group[j - 1] if j else live[first:], group[j], steps[j])
-        live = ring[half, g - 1]
-        if pending is not None:
-            _finish_group(pending, out, log_scale, U, upper, method, (first, group))
-        # ln of the scale of each member: the newest product's, and those of the factors added.
-        added = np.cumsum(factors.log_c[:, steps - 1].transpose(1, 2, 0), axis=0)    # (g, Ea, B)
-        ls = log_scale[first:] + added
-        log_scale[first:] = ls[-1]
-        if method != "subspace":
-            job = pool.submit(EXACT_SIGMA[method], group.reshape(-1, r, r))
-        else:
-            # ‖P J‖ ≤ ‖P‖ ‖J‖: a bound on σ_max of every member (0 once a factor is exactly 0).
-            growth = np.cumprod(factors.bound[:, steps - 1].transpose(1, 2, 0), axis=0).reshape(g, -1)
-            prior = np.where(growth > 0, upper[first:].reshape(-1) * growth, 0.0)
-            # Warm start, with one random column: a block exactly orthogonal to the new top
-            # direction (e.g. a diagonal product whose largest entry moved) would hide it.
-            U0 = np.broadcast_to(U[first:], (g,) + U[first:].shape).reshape(-1, r, p).copy()
-            U0[:, :, -1] = rng.standard_normal((len(U0), r))
-            U0 = orthonormal_basis(U0)      # U is one power step, not yet orthonormalised
-            job = pool.submit(top_singular_values, group.reshape(-1, r, r), U0, prior.reshape(-1))
-            upper[first:] = prior[-1].reshape(-1, B)    # the live product's bound, until certified
-        pending = (job, first, lag0, g, ls)
-        lag0, half = lag0 + g, 1 - half
-    _finish_group(pending, out, log_scale, U, upper, method, None)
-    return out
+    try:
+        while lag0 <= ends[-1]:
+            while ends[first] < lag0:
+                first += 1
+            g = min(m, ends[first] - lag0 + 1)          # no product finishes inside a group
+            steps = ends[first:] - (lag0 + np.arange(g))[:, None] + 1         # (g, Ea): factor added
+            if jobs[slot] is not None:
+                jobs[slot].result()                     # its products are no longer needed
+            group = ring[slot, :g, first:]
+            if lag0 == 1:
+                group[0] = factors.first(ends)
+            for j in range(g):
+                if lag0 + j > 1:
+                    factors.advance(group[j - 1] if j else live[first:], group[j], steps[j])
+            live = ring[slot, g - 1]
+            # ln of the scale of each member: the newest product's, and those of the factors added.
+            added = np.cumsum(factors.log_c[:, steps - 1].transpose(1, 2, 0), axis=0)    # (g, Ea, B)
+            ls = log_scale[first:] + added
+            # Keep products within e^±64 of unit norm: the scaled factors have norm ≤ 1, so a
+            # vanishing product would otherwise underflow after enough lags.
+            with np.errstate(divide="ignore"):
+                big = np.log(np.abs(group[-1]).max(axis=(-2, -1)))          # (Ea, B)
+            c = np.where(np.isfinite(big) & (np.abs(big) > 64), big, 0.0)
+            if c.any():
+                group /= np.exp(c)[None, :, :, None, None]
+                ls += c
+            log_scale[first:] = ls[-1]
+            jobs[slot] = pool.submit(stage.run, group, first, lag0, steps, ls, c)
+            lag0, slot = lag0 + g, (slot + 1) % depth
+        for job in jobs:
+            if job is not None:
+                job.result()
+    except BaseException:
+        for job in jobs:                                # don't bound groups nobody will read
+            if job is not None:
+                job.cancel()
+        raise
+    return stage.out
 
 
-def _finish_group(pending, out, log_scale, U, upper, method, following):
-    """Collect one group's σ_max and write its log-norms.
+class _SigmaStage:
+    """σ_max of the groups of one chunk, in order, each warm-started from the last.
 
-    Also updates the warm start and the certified bound of its last product
-    and, if that product drifted beyond e^±64, rescales the ``following``
-    group (first row, products), which grew from it, before it is submitted.
+    Holds the results (``out``) and the state carried from one group to the
+    next: the start block ``U`` and the certified bound ``upper`` of the
+    newest product of each end step, and ``skip``, the lags left to send
+    straight to an exact σ_max after a fallback.
     """
-    job, first, lag0, g, ls = pending
-    E, B = log_scale.shape
-    Ea = E - first
-    if method != "subspace":
-        sigma, log_s = job.result()
-    else:
-        sigma, up, Um, log_s = job.result()
-        U[first:] = Um.reshape(g, Ea, B, *Um.shape[1:])[-1]
-        upper[first:] = (up * np.exp(log_s)).reshape(g, Ea, B)[-1]
-    with np.errstate(divide="ignore"):
-        log_sigma = (np.log(sigma) + log_s).reshape(g, Ea, B)   # ln σ_max of P as stored
-    for e in range(first, E):
-        out[e][:, lag0 - 1:lag0 - 1 + g] = (log_sigma + ls)[:, e - first].T
-    if following is None:
-        return
-    # Keep products within e^±64 of unit norm so later factors cannot overflow them.
-    first_next, group = following
-    last = log_sigma[-1, first_next - first:]                  # (Ea', B)
-    drift = np.isfinite(last) & (np.abs(last) > 64)
-    if drift.any():
-        c = np.where(drift, last, 0.0)
-        group /= np.exp(c)[None, :, :, None, None]
-        log_scale[first_next:] += c
-        if method == "subspace":
-            upper[first_next:] /= np.exp(c)
+
+    def __init__(self, factors, ends, method, p, rng):
+        B = factors.trace.B
+        self.factors, self.method, self.p, self.rng = factors, method, p, rng
+        self.out = [np.empty((B, t)) for t in ends]
+        self.ends = ends
+        self.U = None
+        self.upper = np.ones((len(ends), B))            # bound on σ_max of the newest product / its J
+        self.skip = np.zeros((len(ends), B), dtype=int)
+
+    def run(self, group, first, lag0, steps, ls, c):
+        """σ_max of one group (g, Ea, B, r, r) of stored products; writes their log-norms.
+
+        ``steps`` (g, Ea): factor added to each member; ``ls`` (g, Ea, B): ln
+        of the scale divided out of each; ``c`` (Ea, B): ln of the rescaling
+        applied to this group since the previous one was bounded.
+        """
+        g, Ea, B, r, _ = group.shape
+        P = group.reshape(-1, r, r)
+        if self.method != "subspace":
+            sigma, log_s = EXACT_SIGMA[self.method](P)
+        else:
+            sigma, log_s = self._iterate(P, first, lag0, steps, c)
+        with np.errstate(divide="ignore"):
+            log_norm = (np.log(sigma) + log_s).reshape(g, Ea, B) + ls
+        for e in range(first, len(self.ends)):
+            self.out[e][:, lag0 - 1:lag0 - 1 + g] = log_norm[:, e - first].T
+
+    def _iterate(self, P, first, lag0, steps, c):
+        g, Ea = steps.shape
+        B, r, p = self.upper.shape[1], P.shape[-1], self.p
+        rng, bound = self.rng, self.factors.bound
+        if lag0 == 1:                                   # range finder start
+            self.U = np.linalg.qr(P.reshape(g, Ea, B, r, r)[0] @ rng.standard_normal((Ea, B, r, p))).Q
+        U, upper, skip = self.U[first:], self.upper[first:], self.skip[first:]
+        # ‖P J‖ ≤ ‖P‖ ‖J‖: a bound on σ_max of every member (0 once a factor is exactly 0).
+        growth = np.cumprod(bound[:, steps - 1].transpose(1, 2, 0), axis=0).reshape(g, -1)
+        prior = np.where(growth > 0, (upper / np.exp(c)).reshape(-1) * growth, 0.0)
+        # Warm start, with one random column: a block exactly orthogonal to the new top
+        # direction (e.g. a diagonal product whose largest entry moved) would hide it.
+        U0 = np.broadcast_to(U, (g,) + U.shape).reshape(-1, r, p).copy()
+        U0[:, :, -1] = rng.standard_normal((len(U0), r))
+        U0 = orthonormal_basis(U0)          # U is one power step, not yet orthonormalised
+        # Flat spectra (short lags) defeat the iteration for several lags in a row: after a
+        # fallback, skip it for RETRY lags instead of iterating to the fallback again.
+        exact = np.broadcast_to(skip > 0, (g, Ea, B)).reshape(-1)
+        sigma, up, Um, log_s, gave_up = top_singular_values(P, U0, prior.reshape(-1), exact=exact)
+        U[...] = Um.reshape(g, Ea, B, r, p)[-1]
+        upper[...] = (up * np.exp(log_s)).reshape(g, Ea, B)[-1]
+        gave_up = gave_up.reshape(g, Ea, B)[-1]
+        skip[...] = np.where(skip > 0, np.maximum(skip - g, 0), np.where(gave_up, RETRY, 0))
+        return sigma, log_s
 
 
 @dataclass(frozen=True)
@@ -423,7 +456,7 @@ EXACT_SIGMA = {"svd": _svd_sigma, "exact": _gram_sigma}     # σ_max of every pa
 
 
 def top_singular_values(P: np.ndarray, U: np.ndarray, prior: np.ndarray | None = None,
-                        rtol: float = RTOL, max_depth: int = MAX_DEPTH):
+                        rtol: float = RTOL, max_depth: int = MAX_DEPTH, exact: np.ndarray | None = None):
     """σ_max of each matrix in a stack by warm-started block Krylov iteration.
 
     Parameters
@@ -436,6 +469,9 @@ def top_singular_values(P: np.ndarray, U: np.ndarray, prior: np.ndarray | None =
         times ‖J‖); inf where none.
     rtol : relative error of σ_max to certify
     max_depth : Krylov blocks before the exact σ_max is computed instead
+    exact : (M,) bool, optional
+        Matrices to give the exact σ_max without iterating (their U is
+        returned unchanged).
 
     Returns
     -------
@@ -444,6 +480,8 @@ def top_singular_values(P: np.ndarray, U: np.ndarray, prior: np.ndarray | None =
     U : (M, r, p) warm start for the next, nearby matrix
     log_s : (M,) ln of the scale divided out of P (0 unless P has entries near
         overflow or underflow)
+    gave_up : (M,) bool, True where the iteration could not certify σ_max
+        (the exact σ_max was computed instead)
 
     Notes
     -----
@@ -481,9 +519,10 @@ def top_singular_values(P: np.ndarray, U: np.ndarray, prior: np.ndarray | None =
     inv_norm = 1 / np.sqrt(np.where(fro2 > 0, fro2, 1.0))
     theta, upper = np.zeros(M), np.zeros(M)
     U_next = U.copy()
-    todo = np.flatnonzero(fro2 > 0)        # a zero product has σ_max = 0 exactly
+    given = np.zeros(M, bool) if exact is None else np.asarray(exact, bool) & (fro2 > 0)
+    todo = np.flatnonzero((fro2 > 0) & ~given)        # a zero product has σ_max = 0 exactly
     Q, AQ, last_gap = U[todo], None, np.full(todo.size, np.inf)
-    exact = []                             # items given up on: exact λ_max(P Pᵀ)
+    exact = [np.flatnonzero(given)]        # items given up on: exact λ_max(P Pᵀ)
     for depth in range(1, (max_depth + 1) if todo.size else 1):
         AQ_new = _gram_times(P, todo, Q[:, :, -p:], inv_norm[todo])
         AQ = AQ_new if AQ is None else np.concatenate([AQ, AQ_new], axis=2)
@@ -512,10 +551,12 @@ def top_singular_values(P: np.ndarray, U: np.ndarray, prior: np.ndarray | None =
         keep = ~stop
         todo, Q, AQ, last_gap = todo[keep], Q[keep], AQ[keep], gap[keep]
         Q = np.concatenate([Q, next_block(Q, AQ[:, :, -p:])], axis=2)
-    exact = np.concatenate(exact) if exact else []
+    exact = np.concatenate(exact)
     if len(exact):                         # not certified: exact σ_max² as λ_max(P Pᵀ)
         theta[exact] = upper[exact] = largest_gram_eigenvalue(P[exact])
-    return np.sqrt(theta), np.sqrt(upper), U_next, log_s
+    gave_up = np.zeros(M, bool)
+    gave_up[exact] = True
+    return np.sqrt(theta), np.sqrt(upper), U_next, log_s, gave_up
 
 
 def _gram_times(P: np.ndarray, rows: np.ndarray, V: np.ndarray, c: np.ndarray) -> np.ndarray:
