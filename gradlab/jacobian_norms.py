@@ -24,11 +24,11 @@ accepted only when rigorous bounds (Poincaré below; trace, Kato–Temple and
 ‖P J‖ ≤ ‖P‖ ‖J‖ above, see :func:`top_singular_values`), not a change in the
 estimate, put σ_max within ``RTOL`` = 1e-11 relative; otherwise it gets an
 exact σ_max, the top eigenvalue of P Pᵀ (typically the first few lags, whose
-spectra are flat). The products
-of a few consecutive lags are bounded together (fewer, larger calls).
-With ``workers=2`` two threads share the end steps; a single end step
-instead has its σ_max found on the second thread while the next products
-are formed.
+spectra are flat), and so do the next ``RETRY`` lags of that product without
+iterating first. The products of a few consecutive lags are bounded together
+(fewer, larger calls). With ``workers=2`` two threads share the end steps; a
+single end step instead has its σ_max found on the second thread, group after
+group, while the first forms the products a few groups ahead.
 ``method="auto"`` uses ``"exact"`` where that is faster (small states, short
 lags; :func:`choose_method`, crossovers measured by
 ``benchmarks/bench_norm_methods.py``).
