@@ -13,7 +13,7 @@ sequence); times are medians over repeats, and every ratio is taken from
 times measured in this one run. Peak memory is measured in a fresh
 subprocess (tracemalloc peak of the analysis, and the process's max RSS).
 
-    python benchmarks/bench_jacobian_norms.py            # the issue's sizes (~5 min)
+    python benchmarks/bench_jacobian_norms.py            # the issue's sizes (~4 min)
     python benchmarks/bench_jacobian_norms.py --quick    # small sizes (~20 s)
 """
 from __future__ import annotations
@@ -45,7 +45,7 @@ def import_torch():
         return
     torch = torch_module
 
-FULL = {"cases": [("all", 128, 100), ("last", 256, 400)], "memory": (512, 1000), "repeats": 3}
+FULL = {"cases": [("all", 128, 100), ("last", 256, 400)], "memory": (512, 1000), "repeats": 5}
 NO_TORCH = False
 QUICK = {"cases": [("all", 48, 30), ("last", 96, 120)], "memory": (128, 200), "repeats": 2}
 
