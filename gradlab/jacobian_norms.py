@@ -265,7 +265,9 @@ def _grow_chunk(factors, ends, method, p, rng, pool):
     depth = RING if isinstance(pool, ThreadPoolExecutor) else 2
     m = 1
     if method == "subspace" and np.isfinite(factors.bound).all():
-        m = int(np.clip(-(-GROUP // (E * B)), 1, max(1, STACK_BYTES // (depth * E * B * r * r * 8))))
+        # The cap counts RING slots whatever the pool: the groups, and so the norms, must not
+        # depend on ``workers``.
+        m = int(np.clip(-(-GROUP // (E * B)), 1, max(1, STACK_BYTES // (RING * E * B * r * r * 8))))
     ring = np.empty((depth, m, E, B, r, r))             # groups being formed or bounded
     jobs = [None] * depth                               # the σ_max job reading each slot
     stage = _SigmaStage(factors, ends, method, p, rng)

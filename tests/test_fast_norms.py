@@ -114,6 +114,18 @@ def test_workers_do_not_change_the_result():
         assert np.array_equal(one, two)
 
 
+def test_workers_do_not_change_the_result_when_memory_limits_the_groups(monkeypatch):
+    """Lags per group are capped by STACK_BYTES / (slots in flight · B r² · 8): the cap, and so the
+    grouping and the warm starts, must not depend on whether a second thread bounds the groups
+    (it bound at n > 512 for B = 1, n > 482 for B = 3; a smaller STACK_BYTES makes it bind here)."""
+    n, B = 32, 3
+    tr = make_trace(n, 60, B=B, seed=12)
+    monkeypatch.setattr(jn, "STACK_BYTES", 4 * B * n * n * 8 * 2)     # 2 lags of 4 slots, or 4 of 2
+    one = gl.jacobian_norms(tr, "last", method="subspace", workers=1).log_norm
+    two = gl.jacobian_norms(tr, "last", method="subspace", workers=2).log_norm
+    assert np.array_equal(one, two)
+
+
 class OpaqueTrace:
     """A trace seen only through the generic interface (like a gated cell's)."""
 
