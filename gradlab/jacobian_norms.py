@@ -303,7 +303,8 @@ def _grow_chunk(factors, ends, method, p, rng, pool):
             log_scale[first:] = ls[-1]
             jobs[slot] = pool.submit(stage.run, group, first, lag0, steps, ls, c)
             lag0, slot = lag0 + g, (slot + 1) % depth
-        for job in jobs:
+        for i in range(depth):                          # in submission order: the first error surfaces
+            job = jobs[(slot + i) % depth]
             if job is not None:
                 job.result()
     except BaseException:

@@ -126,6 +126,27 @@ def test_workers_do_not_change_the_result_when_memory_limits_the_groups(monkeypa
     assert np.array_equal(one, two)
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_an_error_in_a_sigma_job_surfaces_as_the_first_one_and_leaves_no_thread(monkeypatch, workers):
+    """Six groups of 8 lags, every one from lag 17 on failing: the error is the first failing group's
+    (groups are bounded in order), whatever group the ring slots hold at the end, and no thread stays."""
+    import threading
+
+    run = jn._SigmaStage.run
+
+    def failing(self, group, first, lag0, *args):
+        if lag0 >= 17:
+            raise ValueError(f"group from lag {lag0}")
+        return run(self, group, first, lag0, *args)
+
+    monkeypatch.setattr(jn._SigmaStage, "run", failing)
+    tr = make_trace(16, 48, B=1, seed=1)
+    threads = threading.active_count()
+    with pytest.raises(ValueError, match="^group from lag 17$"):
+        gl.jacobian_norms(tr, "last", method="subspace", workers=workers)
+    assert threading.active_count() == threads
+
+
 class OpaqueTrace:
     """A trace seen only through the generic interface (like a gated cell's)."""
 
