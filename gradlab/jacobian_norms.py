@@ -358,9 +358,12 @@ class _SigmaStage:
         if lag0 == 1:                                   # range finder start
             self.U = np.linalg.qr(P.reshape(g, Ea, B, r, r)[0] @ rng.standard_normal((Ea, B, r, p))).Q
         U, upper, skip = self.U[first:], self.upper[first:], self.skip[first:]
-        # ‖P J‖ ≤ ‖P‖ ‖J‖: a bound on σ_max of every member (0 once a factor is exactly 0).
+        # ‖P J‖ ≤ ‖P‖ ‖J‖: a bound on σ_max of every member (0 once a factor or the product is
+        # exactly 0, also where ‖J‖ has no bound: 0 · inf).
         growth = np.cumprod(bound[:, steps - 1].transpose(1, 2, 0), axis=0).reshape(g, -1)
-        prior = np.where(growth > 0, (upper / np.exp(c)).reshape(-1) * growth, 0.0)
+        last = (upper / np.exp(c)).reshape(-1)
+        with np.errstate(invalid="ignore"):
+            prior = np.where((growth > 0) & (last > 0), last * growth, 0.0)
         # Warm start, with one random column: a block exactly orthogonal to the new top
         # direction (e.g. a diagonal product whose largest entry moved) would hide it.
         U0 = np.broadcast_to(U, (g,) + U.shape).reshape(-1, r, p).copy()

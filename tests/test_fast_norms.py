@@ -165,6 +165,25 @@ def test_generic_trace_interface_gives_the_same_norms():
     assert rel_diff(generic.log_norm, direct.log_norm) < RTOL
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_zero_product_without_a_factor_bound_is_exactly_zero_and_warns_nothing(workers):
+    """An LSTM's forget-gate chain diag(f_t) with every f exactly 0 at one step (z_f ≈ −3000): gated
+    cells have no bound on ‖J‖ (inf), and the prior 0 · inf must not become nan (a RuntimeWarning,
+    an error under this suite's filter) but 0: the longer products are exactly zero."""
+    rng = np.random.default_rng(0)
+    n = 12
+    params = gl.init_gated_params("lstm", n=n, d=3, rng=rng)
+    W_ih = params.W_ih.copy()
+    W_ih[n:2 * n] = -1.0                                   # forget-gate pre-activation −Σ x
+    x = rng.standard_normal((2, 30, 3))
+    x[0, 10] = 1000.0                                      # sequence 0: every f_11 underflows to 0
+    chain = gl.cell_state_trace(gl.forward_lstm(params.replace(W_ih=W_ih), x), "forget")
+    got = gl.jacobian_norms(chain, "last", method="subspace", workers=workers).log_norm
+    want = gl.jacobian_norms(chain, "last", method="svd").log_norm
+    assert np.isneginf(got[0, 19:]).all() and np.isfinite(got[0, :19]).all()    # lags ≥ 20 pass step 11
+    assert rel_diff(got, want) < RTOL
+
+
 def test_unknown_method_is_a_gradlab_error():
     with pytest.raises(GradlabError, match="fast"):
         gl.jacobian_norms(make_trace(4, 3), "last", method="fast")
