@@ -184,6 +184,28 @@ def test_a_zero_product_without_a_factor_bound_is_exactly_zero_and_warns_nothing
     assert rel_diff(got, want) < RTOL
 
 
+@pytest.mark.parametrize("bound", ["known", "unknown"])
+def test_rescaled_long_products_are_identical_for_both_workers_and_exact(bound):
+    """B = 3 'last' products over 700 lags, rescaled by e^c on the main thread while the σ thread
+    bounds earlier groups: scaled ReLU factors (‖J/c‖ ≤ 1, groups of 3 lags) vanish past e^−64
+    (c < 0); without a bound on ‖J‖ (generic trace, one lag per group) a linear ρ = 3 product
+    explodes past e^64 (c > 0). Both thread counts give the same bits, and the SVD's norms."""
+    rng = np.random.default_rng(8)
+    W = gl.init_recurrent(16, "gaussian", 3.0, rng)
+    if bound == "known":
+        tr = jacobian_trace(W, (rng.random((3, 700, 16)) < 0.8).astype(float))     # ReLU, 20 % off
+    else:
+        tr = OpaqueTrace(jacobian_trace(W, np.ones((3, 700, 16)), "linear"))
+    factors = jn.ScaledFactors.of(tr)
+    one = gl.jacobian_norms(tr, "last", method="subspace", workers=1).log_norm
+    two = gl.jacobian_norms(tr, "last", method="subspace", workers=2).log_norm
+    assert np.array_equal(one, two)
+    scaled = one - np.cumsum(factors.log_c[:, ::-1], axis=1)            # ln ‖product of J_t / c_t‖
+    assert (scaled.min(axis=1) < -320).all() if bound == "known" else (scaled.max(axis=1) > 320).all()   # ≥ 5 rescales
+    slow = gl.jacobian_norms(tr, "last", method="svd").log_norm
+    assert rel_diff(one, slow) < RTOL
+
+
 def test_unknown_method_is_a_gradlab_error():
     with pytest.raises(GradlabError, match="fast"):
         gl.jacobian_norms(make_trace(4, 3), "last", method="fast")
