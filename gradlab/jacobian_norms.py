@@ -24,8 +24,7 @@ accepted only when rigorous bounds (Poincaré below; trace, Kato–Temple and
 ‖P J‖ ≤ ‖P‖ ‖J‖ above, see :func:`top_singular_values`), not a change in the
 estimate, put σ_max within ``RTOL`` = 1e-11 relative; otherwise it gets an
 exact σ_max, the top eigenvalue of P Pᵀ (typically the first few lags, whose
-spectra are flat), and so do the next ``RETRY`` lags of that product without
-iterating first. The products of a few consecutive lags are bounded together
+spectra are flat). The products of a few consecutive lags are bounded together
 (fewer, larger calls). With ``workers=2`` two threads share the end steps; a
 single end step instead has its σ_max found on the second thread, group after
 group, while the first forms the products a few groups ahead.
@@ -57,6 +56,7 @@ from .trace import Trace
 METHODS = ("auto", "subspace", "exact", "svd")
 BLOCK = 8            # p: Krylov block size (converges with the gap σ_1 vs σ_{p+1})
 RTOL = 1e-11         # relative error of σ_max certified by the subspace method
+ORTHO_TOL = 1e-14    # largest |qᵢ · q_j| accepted between Krylov blocks (the bounds assume 0)
 GROUP = 8            # lags whose products are bounded together (when the stack is smaller)
 MAX_DEPTH = 8        # Krylov blocks per product before falling back to an exact σ_max
 SUBSPACE_MIN_WORK = 2.5e5   # "auto" iterates when r² · mean lag reaches this (measured crossover)
@@ -65,7 +65,6 @@ STACK_BYTES = 64 << 20   # largest stack of products grown at once (bounds memor
 SEED = 20131130      # start blocks are random but reproducible (the same norms on every call)
 LANES = 2            # independent stacks of end steps (one per thread with workers=2)
 RING = 4             # groups of products in flight: formed, queued or being bounded
-RETRY = 4            # after an exact fallback, the next lags of that product go straight to exact
 
 
 @dataclass(frozen=True)
@@ -320,8 +319,7 @@ class _SigmaStage:
 
     Holds the results (``out``) and the state carried from one group to the
     next: the start block ``U`` and the certified bound ``upper`` of the
-    newest product of each end step, and ``skip``, the lags left to send
-    straight to an exact σ_max after a fallback.
+    newest product of each end step.
     """
 
     def __init__(self, factors, ends, method, p, rng):
@@ -331,7 +329,6 @@ class _SigmaStage:
         self.ends = ends
         self.U = None
         self.upper = np.ones((len(ends), B))            # bound on σ_max of the newest product / its J
-        self.skip = np.zeros((len(ends), B), dtype=int)
 
     def run(self, group, first, lag0, steps, ls, c):
         """σ_max of one group (g, Ea, B, r, r) of stored products; writes their log-norms.
@@ -357,7 +354,7 @@ class _SigmaStage:
         rng, bound = self.rng, self.factors.bound
         if lag0 == 1:                                   # range finder start
             self.U = np.linalg.qr(P.reshape(g, Ea, B, r, r)[0] @ rng.standard_normal((Ea, B, r, p))).Q
-        U, upper, skip = self.U[first:], self.upper[first:], self.skip[first:]
+        U, upper = self.U[first:], self.upper[first:]
         # ‖P J‖ ≤ ‖P‖ ‖J‖: a bound on σ_max of every member (0 once a factor or the product is
         # exactly 0, also where ‖J‖ has no bound: 0 · inf).
         growth = np.cumprod(bound[:, steps - 1].transpose(1, 2, 0), axis=0).reshape(g, -1)
@@ -369,14 +366,9 @@ class _SigmaStage:
         U0 = np.broadcast_to(U, (g,) + U.shape).reshape(-1, r, p).copy()
         U0[:, :, -1] = rng.standard_normal((len(U0), r))
         U0 = orthonormal_basis(U0)          # U is one power step, not yet orthonormalised
-        # Flat spectra (short lags) defeat the iteration for several lags in a row: after a
-        # fallback, skip it for RETRY lags instead of iterating to the fallback again.
-        exact = np.broadcast_to(skip > 0, (g, Ea, B)).reshape(-1)
-        sigma, up, Um, log_s, gave_up = top_singular_values(P, U0, prior.reshape(-1), exact=exact)
+        sigma, up, Um, log_s = top_singular_values(P, U0, prior.reshape(-1))
         U[...] = Um.reshape(g, Ea, B, r, p)[-1]
         upper[...] = (up * np.exp(log_s)).reshape(g, Ea, B)[-1]
-        gave_up = gave_up.reshape(g, Ea, B)[-1]
-        skip[...] = np.where(skip > 0, np.maximum(skip - g, 0), np.where(gave_up, RETRY, 0))
         return sigma, log_s
 
 
@@ -462,7 +454,7 @@ EXACT_SIGMA = {"svd": _svd_sigma, "exact": _gram_sigma}     # σ_max of every pa
 
 
 def top_singular_values(P: np.ndarray, U: np.ndarray, prior: np.ndarray | None = None,
-                        rtol: float = RTOL, max_depth: int = MAX_DEPTH, exact: np.ndarray | None = None):
+                        rtol: float = RTOL, max_depth: int = MAX_DEPTH):
     """σ_max of each matrix in a stack by warm-started block Krylov iteration.
 
     Parameters
@@ -475,9 +467,6 @@ def top_singular_values(P: np.ndarray, U: np.ndarray, prior: np.ndarray | None =
         times ‖J‖); inf where none.
     rtol : relative error of σ_max to certify
     max_depth : Krylov blocks before the exact σ_max is computed instead
-    exact : (M,) bool, optional
-        Matrices to give the exact σ_max without iterating (their U is
-        returned unchanged).
 
     Returns
     -------
@@ -486,8 +475,6 @@ def top_singular_values(P: np.ndarray, U: np.ndarray, prior: np.ndarray | None =
     U : (M, r, p) warm start for the next, nearby matrix
     log_s : (M,) ln of the scale divided out of P (0 unless P has entries near
         overflow or underflow)
-    gave_up : (M,) bool, True where the iteration could not certify σ_max
-        (the exact σ_max was computed instead)
 
     Notes
     -----
@@ -525,10 +512,9 @@ def top_singular_values(P: np.ndarray, U: np.ndarray, prior: np.ndarray | None =
     inv_norm = 1 / np.sqrt(np.where(fro2 > 0, fro2, 1.0))
     theta, upper = np.zeros(M), np.zeros(M)
     U_next = U.copy()
-    given = np.zeros(M, bool) if exact is None else np.asarray(exact, bool) & (fro2 > 0)
-    todo = np.flatnonzero((fro2 > 0) & ~given)        # a zero product has σ_max = 0 exactly
+    todo = np.flatnonzero(fro2 > 0)        # a zero product has σ_max = 0 exactly
     Q, AQ, last_gap = U[todo], None, np.full(todo.size, np.inf)
-    exact = [np.flatnonzero(given)]        # items given up on: exact λ_max(P Pᵀ)
+    exact = []                             # items given up on: exact λ_max(P Pᵀ)
     for depth in range(1, (max_depth + 1) if todo.size else 1):
         AQ_new = _gram_times(P, todo, Q[:, :, -p:], inv_norm[todo])
         AQ = AQ_new if AQ is None else np.concatenate([AQ, AQ_new], axis=2)
@@ -557,12 +543,10 @@ def top_singular_values(P: np.ndarray, U: np.ndarray, prior: np.ndarray | None =
         keep = ~stop
         todo, Q, AQ, last_gap = todo[keep], Q[keep], AQ[keep], gap[keep]
         Q = np.concatenate([Q, next_block(Q, AQ[:, :, -p:])], axis=2)
-    exact = np.concatenate(exact)
+    exact = np.concatenate(exact) if exact else []
     if len(exact):                         # not certified: exact σ_max² as λ_max(P Pᵀ)
         theta[exact] = upper[exact] = largest_gram_eigenvalue(P[exact])
-    gave_up = np.zeros(M, bool)
-    gave_up[exact] = True
-    return np.sqrt(theta), np.sqrt(upper), U_next, log_s, gave_up
+    return np.sqrt(theta), np.sqrt(upper), U_next, log_s
 
 
 def _gram_times(P: np.ndarray, rows: np.ndarray, V: np.ndarray, c: np.ndarray) -> np.ndarray:
@@ -632,9 +616,15 @@ def orthonormal_basis(Z: np.ndarray, Q: np.ndarray | None = None) -> np.ndarray:
         return basis
     # |R_ii| is the part of column i new to Q and to the columns before it.
     new = np.abs(np.diagonal(R, axis1=1, axis2=2))
-    if np.all(new > 1e-6 * np.linalg.norm(Z, axis=1)):
-        return basis
-    return np.linalg.qr(np.concatenate([Q, Z], axis=2)).Q[:, :, Q.shape[2]:]
+    if not np.all(new > 1e-6 * np.linalg.norm(Z, axis=1)):
+        return np.linalg.qr(np.concatenate([Q, Z], axis=2)).Q[:, :, Q.shape[2]:]
+    # basis = W R⁻¹ multiplies what is left of Q in W by up to cond(R) (1e6 passes the test
+    # above): project once more where that leaves more than ORTHO_TOL, as the bounds assume 0.
+    leak = Q.transpose(0, 2, 1) @ basis
+    bad = np.abs(leak).max(axis=(1, 2)) > ORTHO_TOL
+    if bad.any():
+        basis[bad] = np.linalg.qr(basis[bad] - Q[bad] @ leak[bad]).Q
+    return basis
 
 
 def renormalise(P: np.ndarray, log_scale: np.ndarray):
