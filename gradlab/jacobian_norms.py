@@ -284,21 +284,16 @@ def _grow_chunk(factors, ends, method, p, rng, pool):
             group = ring[slot, :g, first:]
             if lag0 == 1:
                 group[0] = factors.first(ends)
+            c = np.zeros(group.shape[:3])               # ln of the rescaling carried by each member
             for j in range(g):
                 if lag0 + j > 1:
                     factors.advance(group[j - 1] if j else live[first:], group[j], steps[j])
+                c[j] = (c[j - 1] if j else 0.0) + _rescale(group[j])
             live = ring[slot, g - 1]
-            # ln of the scale of each member: the newest product's, and those of the factors added.
+            # ln of the scale of each member: the newest product's, those of the factors added,
+            # and the rescaling.
             added = np.cumsum(factors.log_c[:, steps - 1].transpose(1, 2, 0), axis=0)    # (g, Ea, B)
-            ls = log_scale[first:] + added
-            # Keep products within e^±64 of unit norm: the scaled factors have norm ≤ 1, so a
-            # vanishing product would otherwise underflow after enough lags.
-            with np.errstate(divide="ignore"):
-                big = np.log(np.abs(group[-1]).max(axis=(-2, -1)))          # (Ea, B)
-            c = np.where(np.isfinite(big) & (np.abs(big) > 64), big, 0.0)
-            if c.any():
-                group /= np.exp(c)[None, :, :, None, None]
-                ls += c
+            ls = log_scale[first:] + added + c
             log_scale[first:] = ls[-1]
             jobs[slot] = pool.submit(stage.run, group, first, lag0, steps, ls, c)
             lag0, slot = lag0 + g, (slot + 1) % depth
@@ -312,6 +307,22 @@ def _grow_chunk(factors, ends, method, p, rng, pool):
                 job.cancel()
         raise
     return stage.out
+
+
+def _rescale(P: np.ndarray) -> np.ndarray:
+    """Divide each product of a stack (..., r, r) that drifted beyond e^±64 by its largest |entry|.
+
+    The scaled factors have norm ≤ 1, so a vanishing product would underflow
+    after enough lags (and one without a known bound could overflow); checked
+    after every factor, at ~2 % of the product's cost. Returns the ln of the
+    divisor (0 where nothing was done).
+    """
+    with np.errstate(divide="ignore"):
+        size = np.log(np.maximum(P.max(axis=(-2, -1)), -P.min(axis=(-2, -1))))
+    c = np.where(np.isfinite(size) & (np.abs(size) > 64), size, 0.0)
+    if c.any():
+        P /= np.exp(c)[..., None, None]
+    return c
 
 
 class _SigmaStage:
@@ -334,8 +345,8 @@ class _SigmaStage:
         """σ_max of one group (g, Ea, B, r, r) of stored products; writes their log-norms.
 
         ``steps`` (g, Ea): factor added to each member; ``ls`` (g, Ea, B): ln
-        of the scale divided out of each; ``c`` (Ea, B): ln of the rescaling
-        applied to this group since the previous one was bounded.
+        of the scale divided out of each; ``c`` (g, Ea, B): the part of ``ls``
+        that :func:`_rescale` divided out since the previous group.
         """
         g, Ea, B, r, _ = group.shape
         P = group.reshape(-1, r, r)
@@ -357,10 +368,9 @@ class _SigmaStage:
         U, upper = self.U[first:], self.upper[first:]
         # ‖P J‖ ≤ ‖P‖ ‖J‖: a bound on σ_max of every member (0 once a factor or the product is
         # exactly 0, also where ‖J‖ has no bound: 0 · inf).
-        growth = np.cumprod(bound[:, steps - 1].transpose(1, 2, 0), axis=0).reshape(g, -1)
-        last = (upper / np.exp(c)).reshape(-1)
-        with np.errstate(invalid="ignore"):
-            prior = np.where((growth > 0) & (last > 0), last * growth, 0.0)
+        growth = np.cumprod(bound[:, steps - 1].transpose(1, 2, 0), axis=0)       # (g, Ea, B)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):     # e^-c may overflow: no bound
+            prior = np.where((growth > 0) & (upper > 0), np.exp(np.log(upper * growth) - c), 0.0)
         # Warm start, with one random column: a block exactly orthogonal to the new top
         # direction (e.g. a diagonal product whose largest entry moved) would hide it.
         U0 = np.broadcast_to(U, (g,) + U.shape).reshape(-1, r, p).copy()
@@ -568,7 +578,8 @@ def ritz_upper_bound(lam: np.ndarray, res: np.ndarray, tr: np.ndarray, prior: np
     ρ_1, ρ_2; tr : (M,) or scalar, tr A = ‖P‖_F²; prior : (M,) known bound on σ_max.
     """
     total = lam.sum(axis=1)
-    bound = np.minimum(tr - total + lam[:, 0], prior ** 2)          # trace bound, prior
+    with np.errstate(over="ignore"):                                # a huge prior bounds nothing
+        bound = np.minimum(tr - total + lam[:, 0], prior ** 2)      # trace bound, prior
     if lam.shape[1] > 1:
         alpha = tr - total + lam[:, 1]          # λ_2 ≤ tr A − θ_1 − Σ_{i≥3} θ_i
         gap = lam[:, 0] - alpha

@@ -206,6 +206,21 @@ def test_rescaled_long_products_are_identical_for_both_workers_and_exact(bound):
     assert rel_diff(one, slow) < RTOL
 
 
+@pytest.mark.parametrize("method", ["subspace", "exact"])
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_product_vanishing_by_e120_per_step_is_rescaled_after_every_factor(method, workers):
+    """W = [[ε, 1], [0, ε]] with ε = e^-120: ‖W^k‖ = k ε^(k-1) (to ε²), so each factor shrinks the
+    product by e^-120 although ‖W‖ = σ_max ≈ 1 (its scaling bound). Eight lags to a group would
+    pass e^-708 (underflow to 0, log-norm −inf) before a rescale between groups could act."""
+    eps = np.exp(-120.0)
+    W = np.array([[eps, 1.0], [0.0, eps]])
+    tr = jacobian_trace(W, np.ones((1, 30, 2)), "linear")
+    got = gl.jacobian_norms(tr, "last", method=method, workers=workers)
+    lag = got.lag.astype(float)
+    expected = np.log(lag) + (lag - 1) * np.log(eps)          # down to −3477
+    np.testing.assert_allclose(got.log_norm[0], expected, rtol=1e-13, atol=1e-12)
+
+
 def test_unknown_method_is_a_gradlab_error():
     with pytest.raises(GradlabError, match="fast"):
         gl.jacobian_norms(make_trace(4, 3), "last", method="fast")
