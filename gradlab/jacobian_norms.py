@@ -44,7 +44,8 @@ does not grow with the number of end steps.
 """
 from __future__ import annotations
 
-from concurrent.futures import Future, ThreadPoolExecutor
+import threading
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -193,17 +194,24 @@ def grow_log_norms(trace, ends: np.ndarray, method: str = "auto", workers: int =
     # Chunks of end steps whose stacks of products fit in STACK_BYTES (shared by the lanes).
     chunk = max(1, STACK_BYTES // (len(lanes) * trace.B * r * (r + p) * 8))
 
+    stop = threading.Event()        # set when one lane fails or is interrupted: the others end too
+
     def grow_lane(i: int) -> list[np.ndarray]:
         rng = np.random.default_rng([SEED, i])
         lane, cols = lanes[i], []
         with (ThreadPoolExecutor(1) if workers > 1 and len(lanes) == 1 else _Inline()) as pool:
             for j in range(0, len(lane), chunk):
-                cols.extend(_grow_chunk(factors, lane[j:j + chunk], method, p, rng, pool))
+                cols.extend(_grow_chunk(factors, lane[j:j + chunk], method, p, rng, pool, stop))
         return cols
 
     if workers > 1 and len(lanes) > 1:
         with ThreadPoolExecutor(len(lanes)) as pool:
-            by_lane = list(pool.map(grow_lane, range(len(lanes))))
+            lanes_done = [pool.submit(grow_lane, i) for i in range(len(lanes))]
+            try:
+                by_lane = [lane.result() for lane in lanes_done]
+            except BaseException:   # Ctrl-C or a failed lane: don't wait for the other to finish
+                stop.set()
+                raise
     else:
         by_lane = [grow_lane(i) for i in range(len(lanes))]
     out = [None] * len(ends)
@@ -246,7 +254,7 @@ class _Inline:
         return future
 
 
-def _grow_chunk(factors, ends, method, p, rng, pool):
+def _grow_chunk(factors, ends, method, p, rng, pool, stop=None):
     """:func:`grow_log_norms` for one chunk of end steps, grown as one stack.
 
     The products of ``g`` consecutive lags (a *group*) are kept and their
@@ -256,7 +264,8 @@ def _grow_chunk(factors, ends, method, p, rng, pool):
     ``pool``: with a one-thread pool the jobs run in order on a second thread
     (each warm-starts from the one before) while this thread forms the next
     products, up to ``RING`` − 1 groups ahead (numpy releases the GIL in BLAS
-    and LAPACK): two stages, two cores, neither waiting for the other.
+    and LAPACK): two stages, two cores, neither waiting for the other. A set
+    ``stop`` event ends the chunk at the next group (CancelledError).
     """
     trace = factors.trace
     B, r, E = trace.B, trace.state_size, len(ends)
@@ -275,6 +284,8 @@ def _grow_chunk(factors, ends, method, p, rng, pool):
     live = None                                         # (E, B, r, r) view of the newest product
     try:
         while lag0 <= ends[-1]:
+            if stop is not None and stop.is_set():
+                raise CancelledError("another lane failed or was interrupted")
             while ends[first] < lag0:
                 first += 1
             g = min(m, ends[first] - lag0 + 1)          # no product finishes inside a group

@@ -147,6 +147,32 @@ def test_an_error_in_a_sigma_job_surfaces_as_the_first_one_and_leaves_no_thread(
     assert threading.active_count() == threads
 
 
+def test_a_failing_lane_stops_the_other_at_once(monkeypatch):
+    """With workers=2 the end steps of 'all' pairs are shared by two lanes (threads), each growing
+    its products one lag at a time (120 lags here). When one fails, or Ctrl-C reaches it, the
+    other must stop at its next group instead of finishing its half while the caller waits."""
+    import collections
+    import threading
+
+    calls = collections.Counter()
+    advance = jn.ScaledFactors.advance
+
+    def interrupted_at_lag_20(self, P, out, steps):
+        me = threading.get_ident()
+        calls[me] += 1
+        if calls[me] == 20 and len(calls) == 2 and calls.most_common(1)[0][0] == me:
+            raise KeyboardInterrupt
+        advance(self, P, out, steps)
+
+    monkeypatch.setattr(jn.ScaledFactors, "advance", interrupted_at_lag_20)
+    tr = make_trace(16, 120, B=1, seed=2)
+    threads = threading.active_count()
+    with pytest.raises(KeyboardInterrupt):
+        gl.jacobian_norms(tr, "all", method="subspace", workers=2)
+    assert threading.active_count() == threads
+    assert len(calls) == 2 and max(calls.values()) < 60, calls
+
+
 class OpaqueTrace:
     """A trace seen only through the generic interface (like a gated cell's)."""
 
