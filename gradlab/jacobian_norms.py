@@ -45,7 +45,7 @@ does not grow with the number of end steps.
 from __future__ import annotations
 
 import threading
-from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, CancelledError, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 import numpy as np
@@ -206,9 +206,11 @@ def grow_log_norms(trace, ends: np.ndarray, method: str = "auto", workers: int =
 
     if workers > 1 and len(lanes) > 1:
         with ThreadPoolExecutor(len(lanes)) as pool:
-            lanes_done = [pool.submit(grow_lane, i) for i in range(len(lanes))]
+            running = [pool.submit(grow_lane, i) for i in range(len(lanes))]
             try:
-                by_lane = [lane.result() for lane in lanes_done]
+                for lane in wait(running, return_when=FIRST_EXCEPTION).done:
+                    lane.result()           # raises a failed lane's error before the others end
+                by_lane = [lane.result() for lane in running]
             except BaseException:   # Ctrl-C or a failed lane: don't wait for the other to finish
                 stop.set()
                 raise
