@@ -81,7 +81,7 @@ FIGURES: dict[str, FigureSpec] = {
                                "(dashed) and the ρ-rate (dotted)"),
     "heatmap": FigureSpec(lazy("builders", "norm_heatmap"), ("norms", "spectrum"), "heatmap",
                           "log10‖∂h_t/∂h_k‖ over (t, k) for vanishing, near-critical and exploding networks "
-                          "(gradlab run --pairs all folders)"),
+                          "(runs with --pairs all)"),
     "spectrum": FigureSpec(lazy("builders", "spectrum"), ("spectrum",), "transient",
                            "eigenvalues of W_hh in the complex plane (unit circle, |λ| = ρ) and singular values "
                            "with σ_max marked"),
