@@ -889,6 +889,64 @@ def test_truncation_names_each_radius_in_a_colour_of_its_own(results):
         plt.close(fig)
 
 
+def assert_lines_inside_the_axes(ax):
+    """Every line and label drawn in data coordinates lies within the axes limits (a horizontal rule: y only)."""
+    (x0, x1), (y0, y1) = sorted(ax.get_xlim()), sorted(ax.get_ylim())
+    tol = 1e-9 * max(1.0, y1 - y0)
+    for line in ax.lines:
+        x, y = (np.asarray(v, dtype=float) for v in line.get_data())
+        assert np.all((y >= y0 - tol) & (y <= y1 + tol)), (line.get_gid(), y, (y0, y1))
+        if line.get_transform() is ax.transData:
+            assert np.all((x >= x0 - tol) & (x <= x1 + tol)), (line.get_gid(), x, (x0, x1))
+    for text in ax.texts:
+        if text.get_transform() is ax.transData:
+            x, y = text.get_position()
+            assert x0 <= x <= x1 and y0 <= y <= y1, text.get_text()
+
+
+def test_truncation_draws_rho_to_the_k_only_below_one_and_cut_at_the_axes():
+    """ρ^K through the error at K = 0 grew out of the axes at once for every ρ > 1 (and ran out of the bottom for
+    small ρ): it is drawn for ρ < 1 only, ends at the frame, and is named on the line."""
+    import matplotlib.pyplot as plt
+
+    K = np.array([0, 1, 2, 4, 8, 16, 32, 64])
+    rates = {0.5: -0.48, 0.9: -0.25, 1.0: -0.21, 1.1: -0.18, 2.0: -0.015}   # log10 per step, as measured
+    curves = pd.concat([pd.DataFrame({"radius": r, "truncate": K, "log10_error": -0.8 + s * K,
+                                      "lo": -1.0 + s * K, "hi": -0.6 + s * K}) for r, s in rates.items()])
+    curves["log10_error"] = curves["log10_error"].clip(lower=-15.9)   # the float64 floor, as measured
+    curves["lo"], curves["hi"] = curves["lo"].clip(lower=-16.0), curves["hi"].clip(lower=-15.8)
+    with figure_style():
+        ax = ptruncation.plot_truncation_error(curves)
+        assert_lines_inside_the_axes(ax)
+        rate_lines = [line for line in ax.lines if line.get_gid() == "rate"]
+        assert len(rate_lines) == 2                                     # ρ = 0.5 and 0.9; none for ρ ≥ 1
+        slopes = sorted(np.diff(line.get_ydata())[0] / np.diff(line.get_xdata())[0] for line in rate_lines)
+        assert slopes == pytest.approx(sorted(np.log10([0.5, 0.9])))
+        half = min(rate_lines, key=lambda line: line.get_ydata()[-1])   # 0.5^K from 10^-0.8 leaves at K ≈ 50
+        assert half.get_ydata()[-1] == pytest.approx(ax.get_ylim()[0]) and half.get_xdata()[-1] < 60
+        names = sorted(t.get_text() for t in ax.texts if t.get_gid() == "rate")
+        assert names == ["$0.5^{K}$", "$0.9^{K}$"]
+        plt.close(ax.figure)
+
+
+def test_truncation_figure_keeps_its_lines_inside_and_its_legend_says_what_the_dotted_line_is(results):
+    import matplotlib.pyplot as plt
+
+    from gradlab.plots.figures import load_figure_tables, truncation
+
+    tables = load_figure_tables("truncation", results["truncation"])    # radii 0.5 and 1.5
+    with figure_style():
+        fig = truncation(tables)
+        ax = fig.axes[0]
+        assert_lines_inside_the_axes(ax)
+        assert len([line for line in ax.lines if line.get_gid() == "rate"]) == 1
+        labels = [t.get_text() for t in fig.legends[0].get_texts()]
+        dotted = next(label for label in labels if r"\rho^{K}" in label)
+        assert "rate" in dotted and "not a bound" in dotted and "not drawn" in dotted and r"\rho\geq1" in dotted
+        assert not any("bound" in label and "not a bound" not in label for label in labels)
+        plt.close(fig)
+
+
 def test_lyapunov_legend_sits_above_the_panels_and_explains_the_pale_points():
     import matplotlib.pyplot as plt
 

@@ -24,7 +24,7 @@ from .spectrum import circle, plot_eigenvalues, plot_singular_values
 from .style import (BOUND, COLUMN_WIDTH, MEASURED, ON_TOP, RATE, TEXT_WIDTH, category_colors, log10_axis, log_axis,
                     panel_label, ranked_colors, sequential_colors)
 from .training import CHANCE, DIVERGED, nonfinite_updates, plot_final_metric, plot_grad_norm, plot_loss, setting_markers
-from .truncation import plot_truncation_error
+from .truncation import RATE_LABEL as TRUNCATION_RATE_LABEL, plot_truncation_error
 
 Tables = dict[str, pd.DataFrame]
 CRITICAL_RATE = 0.05  # |growth| below this (nats/step) is called near-critical: e^(0.05·60) ≈ 20 over 60 steps
@@ -421,9 +421,9 @@ def truncation(tables: Tables) -> plt.Figure:
                        title=r"initial $\rho(W_{hh})$", handlelength=1.4)
     handles = [Line2D([], [], color="black", marker="o", markersize=2.5, label="measured (band: seeds)",
                       **MEASURED),
-               Line2D([], [], color="black", label=r"$\propto\rho^{K}$ (linear-network rate)", **RATE)]
+               Line2D([], [], color="black", label=TRUNCATION_RATE_LABEL, **RATE)]
     handles += [h for h in axes[0][0].get_legend_handles_labels()[0] if h.get_label().startswith("float64")][:1]
-    fig.legend(handles=handles, loc="outside upper center", ncols=2, columnspacing=1.0)
+    fig.legend(handles=handles, loc="outside upper center", ncols=1)
     return fig
 
 

@@ -91,7 +91,8 @@ FIGURES: dict[str, FigureSpec] = {
                            "training loss and pre-clip gradient norm per update per clipping setting, clipping "
                            "events marked; final task error against ρ"),
     "truncation": FigureSpec(lazy("builders", "truncation"), ("truncation",), "truncation",
-                             "relative error of truncated BPTT against truncation length K per spectral radius"),
+                             "relative error of truncated BPTT against truncation length K per spectral radius,"
+                             " with ρ^K (dotted) for ρ < 1"),
     "transient-growth": FigureSpec(lazy("builders", "transient_growth"), ("norms",), "transient",
                                    "‖W^k‖/ρ^k for a Gaussian (non-normal) and an orthogonal W_hh of the same ρ: "
                                    "ρ^k is not a bound"),
