@@ -296,10 +296,11 @@ def sweep(spec, out, jobs, scheduler, quick, force, quiet):
     \b
     OUT gets runs.csv (one row per run), long tables (norms.csv, spectrum.csv,
     training.csv, evaluation.csv, jacobians.csv or truncation.csv; each row
-    repeats its run's parameters) and manifest.json (the sweep file, versions).
-    Seeds come from the parameters, so results do not depend on --jobs or
-    --scheduler. A killed sweep resumes where it stopped when the same command
-    is run again; a changed sweep file is refused unless --force.
+    repeats its run's parameters) and manifest.json (the sweep file, versions,
+    code fingerprint). Seeds come from the parameters, so results do not depend
+    on --jobs or --scheduler. A killed sweep resumes where it stopped when the
+    same command is run again; a changed sweep file, or a sweep begun by other
+    gradlab code, is refused unless --force.
 
     \b
     Examples:

@@ -27,7 +27,7 @@ from .config import RunConfig
 from .errors import GradlabError, check_positive_int
 from .plots.figures import FIGURES, draw_figure
 from .plots.style import parse_formats
-from .results import FolderHint, FolderRefused
+from .results import FolderHint, FolderRefused, code_fingerprint, code_label, same_code
 from .runner import analyse, write_run
 
 # Single networks whose every pair ‖∂h_t/∂h_k‖ is kept (gradlab run --pairs all).
@@ -83,17 +83,26 @@ def experiment_files(experiments) -> list[Path]:
     return files
 
 
-def sweep_changed(spec, folder: Path) -> bool:
-    """True when ``folder`` holds results of an earlier version of the sweep ``spec``.
+def sweep_changed(spec, folder: Path) -> str | None:
+    """Why ``folder`` holds stale results of the sweep ``spec``, or ``None`` when it can be resumed.
 
+    Stale: made by an earlier version of the sweep file, or begun by other
+    gradlab code (another :func:`~gradlab.results.code_fingerprint`).
     reproduce owns its results folders, so such results are replaced rather
     than refused (``gradlab sweep`` refuses them without ``--force``); the
-    same sweep is resumed.
+    same sweep begun by the same code (or by a gradlab that recorded no
+    fingerprint) is resumed.
     """
     try:
-        return json.loads((folder / "manifest.json").read_text(encoding="utf-8"))["sweep"]["digest"] != spec.digest()
-    except (OSError, ValueError, KeyError, TypeError):
-        return False  # nothing there yet (or not a sweep: run_sweep refuses it with its own message)
+        recorded = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        if recorded["sweep"]["digest"] != spec.digest():
+            return "the sweep file changed"
+        old, new = recorded.get("code"), code_fingerprint()
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None  # nothing there yet (or not a sweep: run_sweep refuses it with its own message)
+    if old is not None and not same_code(old, new):
+        return f"gradlab's code changed ({code_label(old)} → {code_label(new)})"
+    return None
 
 
 def run_run_set(configs: dict[str, RunConfig], out: Path) -> Path:
@@ -173,8 +182,8 @@ def _make_results(specs: dict, root: Path, needed: set, quick: bool, jobs: int, 
         start = time.perf_counter()
         stale = sweep_changed(spec, root / f.stem)
         if stale:
-            log(f"sweep {f.name} changed since {root / f.stem} was made: running it again")
-        outcome = run_sweep(spec, root / f.stem, jobs=jobs, force=stale, quiet=not sys.stderr.isatty())
+            log(f"sweep {f.name}: {stale} since {root / f.stem} was made: running it again")
+        outcome = run_sweep(spec, root / f.stem, jobs=jobs, force=stale is not None, quiet=not sys.stderr.isatty())
         folders[f.stem] = outcome.out
         seconds[f.stem] = time.perf_counter() - start
         log(f"sweep {f.name}: {outcome.n_runs} runs ({outcome.n_already_done} already done) → {outcome.out}  "

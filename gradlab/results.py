@@ -6,6 +6,7 @@ and a killed command leaves either the old file or the new one.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -94,17 +95,20 @@ class FolderRefused(GradlabError):
     ``"exists"`` (a folder gradlab wrote: needs ``force``), ``"not_gradlab"``
     (no ``manifest.json``: never replaced, so its message never names
     ``force``), ``"not_sweep"`` or ``"other_sweep"`` (a sweep's folder holding
-    another gradlab result). A caller that names its options differently
+    another gradlab result), ``"other_code"`` (the same sweep, begun by other
+    gradlab code; ``detail`` holds ``old`` and ``new``, the two
+    :func:`code_fingerprint` records, ``n_done``, its finished runs, and
+    ``finished``). A caller that names its options differently
     re-raises :meth:`with_hint` (``gradlab reproduce`` has no ``--force``,
     and its results go under ``--results``).
     """
 
-    def __init__(self, folder, reason: str, hint: FolderHint = FolderHint()):
-        self.folder, self.reason, self.hint = Path(folder), reason, hint
+    def __init__(self, folder, reason: str, hint: FolderHint = FolderHint(), **detail):
+        self.folder, self.reason, self.hint, self.detail = Path(folder), reason, hint, detail
         super().__init__(self._message())
 
     def with_hint(self, hint: FolderHint) -> "FolderRefused":
-        return FolderRefused(self.folder, self.reason, hint)
+        return FolderRefused(self.folder, self.reason, hint, **self.detail)
 
     def _message(self) -> str:
         where, force, elsewhere = repr(str(self.folder)), self.hint.force, self.hint.elsewhere
@@ -121,6 +125,18 @@ class FolderRefused(GradlabError):
         if self.reason == "other_sweep":
             return (f"{where} holds a different sweep (the sweep file or --quick changed); "
                     + (f"pass {force} to discard it and start again" if force else f"move it away or {elsewhere}"))
+        if self.reason == "other_code":   # one line, however long: both fingerprints and the two ways on
+            d = self.detail
+            runs = f"{d['n_done']} run{'' if d['n_done'] == 1 else 's'}"
+            codes = f"{code_label(d['old'])}, but this is {code_label(d['new'])}"
+            if d["finished"]:
+                again = (f"pass {force} to discard its {runs} and compute them again with this code" if force
+                         else f"move it away or {elsewhere}")
+                return f"{where} holds a sweep computed by {codes}; it is complete: keep it as it is, or {again}"
+            again = (f"pass {force} to discard its {runs} finished so far and start again with this code" if force
+                     else f"move it away or {elsewhere}")
+            return (f"{where} holds a sweep begun by {codes}: resuming would mix rows computed by the two; "
+                    f"finish it with the gradlab that began it, or {again}")
         raise ValueError(f"unknown reason {self.reason!r}")
 
 
@@ -193,13 +209,71 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+# Modules of the gradlab package that shape no number: the command line, start-up, messages, column
+# contracts, summaries and the reproduce driver (and the plots/ subpackage, which is not hashed at all).
+# Every other gradlab/*.py is part of the code fingerprint, so a new module counts unless listed here.
+NOT_NUMERICS = frozenset({"__init__.py", "__main__.py", "_launch.py", "cli.py", "errors.py", "inspect.py",
+                          "reproduce.py", "schema.py"})
+
+
+def code_fingerprint(folder=None) -> dict:
+    """What identifies the code that computes results: gradlab's version and a hash of its sources.
+
+    ``sha256`` is taken over the name, size and bytes of every module
+    ``gradlab/*.py`` except :data:`NOT_NUMERICS` (in name order), as they are
+    on disk now: an edit to the numerics, the configs' defaults, the sweep
+    runner or the CSV writer changes it; one to the command line, messages,
+    ``gradlab inspect`` or the figures does not. Costs about a millisecond.
+
+    Parameters
+    ----------
+    folder : path, optional
+        The package folder to hash (default: this gradlab's).
+
+    Returns
+    -------
+    dict
+        ``{"gradlab": version, "sha256": hex digest, "files": [module names]}``.
+    """
+    from . import __version__
+
+    digest = hashlib.sha256()
+    folder = Path(__file__).resolve().parent if folder is None else Path(folder)
+    files = sorted(p for p in folder.glob("*.py") if p.name not in NOT_NUMERICS)
+    for path in files:
+        data = path.read_bytes()
+        digest.update(f"{path.name}\0{len(data)}\0".encode())
+        digest.update(data)
+    return {"gradlab": __version__, "sha256": digest.hexdigest(), "files": [p.name for p in files]}
+
+
+def same_code(a, b) -> bool:
+    """Whether two recorded fingerprints (:func:`code_fingerprint`) name the same code."""
+    key = ("gradlab", "sha256")
+    return isinstance(a, dict) and isinstance(b, dict) and all(a.get(k) == b.get(k) for k in key)
+
+
+def code_label(code) -> str:
+    """A fingerprint in short: ``gradlab 0.1.0 (code 3f2a9c1b7d4e)``, the first 12 hex digits of its hash."""
+    if not isinstance(code, dict):
+        return f"gradlab code with an unreadable fingerprint {code!r}"
+    return f"gradlab {code.get('gradlab')} (code {str(code.get('sha256'))[:12]})"
+
+
 def manifest(kind: str, config: dict, **extra) -> dict:
-    """Provenance record written beside every result as ``manifest.json``."""
+    """Provenance record written beside every result as ``manifest.json``.
+
+    ``code`` is :func:`code_fingerprint` unless ``extra`` gives it (a sweep
+    records the fingerprint of the code that began it, or ``None`` when an
+    older gradlab began it without one).
+    """
+    code = extra.pop("code") if "code" in extra else code_fingerprint()
     return {
         "kind": kind,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
         "config": config,
         "versions": package_versions(),
+        "code": code,
         **extra,
     }

@@ -28,7 +28,11 @@ folder ``parts/<run_id>-<hash>/`` holding its rows; the tables of the sweep
 (``runs.csv``, ``norms.csv``, …) are built from the parts, in run order,
 when all runs are done. Killed and started again with the same command, a
 sweep computes only the runs without a part; a changed sweep file is refused
-unless ``force``.
+unless ``force``, and so is a sweep begun by other gradlab code: the
+manifest records the :func:`~gradlab.results.code_fingerprint` of the code
+that began the sweep, and a resume with a different one would mix rows of
+two versions (a folder begun by a gradlab that recorded none resumes
+unchecked and keeps ``code: null``).
 """
 from __future__ import annotations
 
@@ -56,7 +60,8 @@ from .activations import get_activation
 from .config import RunConfig, check_rnn_cell
 from .errors import GradlabError, check_choice, check_positive_int
 from .gradcheck import truncation_errors
-from .results import FolderRefused, check_new_folder, manifest, replaced_folder, results_folder, write_csv, write_json
+from .results import (FolderRefused, check_new_folder, code_fingerprint, manifest, replaced_folder, results_folder,
+                      same_code, write_csv, write_json)
 from .runner import analyse, build_model, finite_forward, norms_by_lag
 from .spectrum import sigma_max, spectral_radius
 from .training import TrainConfig, train
@@ -335,9 +340,10 @@ def run_sweep(spec, out, jobs: int = 1, scheduler: str | None = None, force: boo
         The sweep file (``experiments/NAME.toml``) or a parsed spec.
     out : path
         Results folder. A folder holding the same sweep is resumed; a
-        different sweep (or another gradlab result) is refused unless ``force``;
-        a non-empty folder gradlab did not write (no ``manifest.json``) is
-        always refused.
+        different sweep (or another gradlab result), or the same sweep begun
+        by other gradlab code (another :func:`~gradlab.results.code_fingerprint`),
+        is refused unless ``force``; a non-empty folder gradlab did not write
+        (no ``manifest.json``) is always refused.
     jobs : int
         Local worker processes (BLAS pinned to one thread each).
     scheduler : str, optional
@@ -365,7 +371,7 @@ def run_sweep(spec, out, jobs: int = 1, scheduler: str | None = None, force: boo
     runs = plan(spec)
     client = _dask_client(scheduler) if scheduler is not None else None   # unreachable: fail before writing
     try:
-        _prepare_folder(spec, out, force, len(runs))
+        code = _prepare_folder(spec, out, force, len(runs))
     except BaseException:
         if client is not None:
             client.close()
@@ -387,38 +393,55 @@ def run_sweep(spec, out, jobs: int = 1, scheduler: str | None = None, force: boo
     finally:
         bar.close()
     names = _merge_parts(out, runs)
-    _write_manifest(spec, out, len(runs), finished=True)
+    _write_manifest(spec, out, len(runs), finished=True, code=code)
     return SweepOutcome(out, len(runs), len(runs) - len(todo), len(todo), names)
 
 
-def _prepare_folder(spec: SweepSpec, out: Path, force: bool, n_runs: int) -> None:
-    """Create ``out`` for this sweep, or check that it already holds this very sweep."""
+def _prepare_folder(spec: SweepSpec, out: Path, force: bool, n_runs: int) -> dict | None:
+    """Create ``out`` for this sweep, or check that it already holds this very sweep, begun by this code.
+
+    Returns the code fingerprint the folder's manifest records: this code's,
+    or ``None`` for a folder begun by a gradlab that recorded none (resumed
+    unchecked, since which code computed its runs is unknown).
+    """
     manifest_path = out / "manifest.json"
+    code = code_fingerprint()
     if out.is_dir() and any(out.iterdir()) and not force:
         if not manifest_path.is_file():          # someone else's files: --force would be refused as well
             raise FolderRefused(out, "not_gradlab")
         try:
-            old = json.loads(manifest_path.read_text())["sweep"]["digest"]
+            recorded = json.loads(manifest_path.read_text())
+            sweep = recorded["sweep"]
+            old = sweep["digest"]
         except (OSError, ValueError, KeyError, TypeError):
             raise FolderRefused(out, "not_sweep") from None
         if old != spec.digest():
             raise FolderRefused(out, "other_sweep")
+        old_code = recorded.get("code")
+        if old_code is None:
+            code = None
+        elif not same_code(old_code, code):
+            parts = out / PARTS
+            n_done = sum(not p.name.startswith(".") for p in parts.iterdir()) if parts.is_dir() else 0
+            raise FolderRefused(out, "other_code", old=old_code, new=code, n_done=n_done,
+                                finished=sweep.get("finished") is True)
     else:
         check_new_folder(out, force)
         if out.is_dir():
             shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
-    _write_manifest(spec, out, n_runs, finished=False)   # first: a folder gradlab made always has one
+    _write_manifest(spec, out, n_runs, finished=False, code=code)   # first: a folder gradlab made always has one
     (out / PARTS).mkdir(exist_ok=True)
     for stale in (out / PARTS).glob(".*"):          # temp folders of parts being written when killed
         shutil.rmtree(stale, ignore_errors=True)
+    return code
 
 
-def _write_manifest(spec: SweepSpec, out: Path, n_runs: int, finished: bool) -> None:
+def _write_manifest(spec: SweepSpec, out: Path, n_runs: int, finished: bool, code: dict | None) -> None:
     config = {"kind": spec.kind, "grid": spec.grid, "fixed": spec.fixed, "quick": spec.quick}
     sweep = {"source": spec.source, "description": spec.description, "digest": spec.digest(),
              "parameters": spec.names, "n_runs": n_runs, "finished": finished, "text": spec.text}
-    write_json(out / "manifest.json", manifest("sweep", config, sweep=sweep))
+    write_json(out / "manifest.json", manifest("sweep", config, code=code, sweep=sweep))
 
 
 def _commit_part(folder: Path, tables: dict) -> None:

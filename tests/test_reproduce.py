@@ -173,3 +173,24 @@ def test_a_gradlab_folder_that_is_not_a_sweep_is_refused_naming_options_reproduc
     named = set(re.findall(r"--[a-z][a-z-]*", str(e.value)))
     assert named and named <= _reproduce_options() and "--out" not in named, str(e.value)
     assert sorted(p.name for p in theirs.iterdir()) == before
+
+
+def test_a_sweep_begun_by_other_gradlab_code_is_run_again_not_refused(tiny, tmp_path):
+    """reproduce owns its folders: results of other code are replaced (gradlab sweep refuses them)."""
+    import json
+
+    from gradlab.results import code_fingerprint
+
+    kwargs = dict(results=tmp_path / "r", out=tmp_path / "f", experiments=tiny, jobs=1, formats="png",
+                  figures=["truncation"])
+    rep.reproduce(log=lambda line: None, **kwargs)
+    manifest_path = tmp_path / "r" / "full" / "truncation" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["code"] = {"gradlab": "0.0.9", "sha256": "ab" * 32, "files": []}   # as if the code changed since
+    manifest_path.write_text(json.dumps(manifest))
+    lines = []
+    rep.reproduce(log=lines.append, **kwargs)
+    assert any("gradlab's code changed (gradlab 0.0.9 (code abababababab) →" in line and "running it again" in line
+               for line in lines), lines
+    assert any(line.startswith("sweep truncation.toml:") and "(0 already done)" in line for line in lines), lines
+    assert json.loads(manifest_path.read_text())["code"] == code_fingerprint()

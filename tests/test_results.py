@@ -80,3 +80,16 @@ def test_results_get_the_same_permissions_as_ordinary_files_and_folders(tmp_path
         return path.stat().st_mode & 0o777
     assert mode(tmp_path / "out") == mode(tmp_path / "plain")
     assert mode(tmp_path / "out" / "t.csv") == mode(tmp_path / "plain.txt")
+
+
+@pytest.mark.parametrize("finished", [False, True])
+def test_a_refusal_for_other_code_keeps_its_fingerprints_and_names_only_the_callers_options(finished):
+    from gradlab.results import FolderHint, FolderRefused
+
+    old, new = {"gradlab": "0.0.9", "sha256": "ab" * 32}, {"gradlab": "0.1.0", "sha256": "cd" * 32}
+    refused = FolderRefused("res", "other_code", old=old, new=new, n_done=1, finished=finished)
+    assert "gradlab 0.0.9 (code abababababab), but this is gradlab 0.1.0 (code cdcdcdcdcdcd)" in str(refused)
+    assert "pass --force to discard its 1 run" in str(refused)
+    hinted = refused.with_hint(FolderHint(force=None, elsewhere="choose another --results"))
+    assert "(code abababababab)" in str(hinted) and "--force" not in str(hinted)
+    assert str(hinted).endswith("move it away or choose another --results") and "\n" not in str(hinted)

@@ -359,3 +359,155 @@ def test_unreachable_scheduler_is_a_one_line_error(tmp_path, dask_distributed):
 def test_schema_lists_every_table_a_sweep_writes():
     assert {"runs", "sweep_norms", "sweep_spectrum", "training", "evaluation", "jacobians",
             "truncation"} <= set(COLUMNS)
+
+
+# ---------------------------------------------------------------- the code a sweep was begun by
+
+FAKE_CODE = {"gradlab": "0.0.9", "sha256": "ab" * 32, "files": ["rnn.py"]}
+
+
+def interrupted_sweep(tmp_path: Path, monkeypatch, code=None, n_done: int = 5, finish: bool = False):
+    """RUN_SPEC (12 runs) begun by the code fingerprint ``code`` (default: this gradlab's), stopped after
+    ``n_done`` runs as Ctrl-C stops it (or left to finish)."""
+    import gradlab.sweep as sweep_module
+
+    spec, out = write_spec(tmp_path, RUN_SPEC), tmp_path / "out"
+    real_run, calls = sweep_module._sweep_run, []
+
+    def stop_after_n(kind, run):
+        if len(calls) == n_done and not finish:
+            raise KeyboardInterrupt
+        calls.append(run.run_id)
+        return real_run(kind, run)
+
+    with monkeypatch.context() as m:
+        m.setattr(sweep_module, "_sweep_run", stop_after_n)
+        if code is not None:
+            m.setattr(sweep_module, "code_fingerprint", lambda: code)
+        try:
+            run_sweep(spec, out)
+        except KeyboardInterrupt:
+            pass
+    assert finished_parts(out) == (12 if finish else n_done)
+    return spec, out
+
+
+def folder_bytes(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None) for p in sorted(folder.rglob("*"))}
+
+
+@pytest.mark.parametrize("finish", [False, True], ids=["interrupted", "finished"])
+def test_a_sweep_begun_by_other_code_is_refused_with_one_line_and_left_byte_identical(tmp_path, monkeypatch,
+                                                                                       capsys, finish):
+    from gradlab.results import code_fingerprint
+
+    spec, out = interrupted_sweep(tmp_path, monkeypatch, code=FAKE_CODE, finish=finish)
+    assert json.loads((out / "manifest.json").read_text())["code"] == FAKE_CODE
+    before = folder_bytes(out)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        main(["sweep", str(spec), "--out", str(out), "--quiet"])
+    assert e.value.code == 2
+    now = code_fingerprint()["sha256"][:12]
+    codes = f"gradlab 0.0.9 (code abababababab), but this is gradlab {gl_version()} (code {now})"
+    if finish:
+        expected = (f"Error: {str(out)!r} holds a sweep computed by {codes}; it is complete: keep it as it is, "
+                    "or pass --force to discard its 12 runs and compute them again with this code\n")
+    else:
+        expected = (f"Error: {str(out)!r} holds a sweep begun by {codes}: resuming would mix rows computed by the "
+                    "two; finish it with the gradlab that began it, or pass --force to discard its 5 runs finished "
+                    "so far and start again with this code\n")
+    assert capsys.readouterr() == ("", expected)
+    assert folder_bytes(out) == before                     # nothing written, nothing lost
+
+
+def gl_version() -> str:
+    import gradlab
+
+    return gradlab.__version__
+
+
+def test_the_sweep_begun_by_this_code_resumes_and_records_its_fingerprint(tmp_path, monkeypatch):
+    from gradlab.results import code_fingerprint
+
+    spec, out = interrupted_sweep(tmp_path, monkeypatch)
+    assert json.loads((out / "manifest.json").read_text())["code"] == code_fingerprint()
+    outcome = run_sweep(spec, out)
+    assert (outcome.n_already_done, outcome.n_computed) == (5, 7)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["code"] == code_fingerprint() and manifest["sweep"]["finished"] is True
+    run_sweep(spec, tmp_path / "whole")
+    assert_same_tables(out, tmp_path / "whole")
+
+
+def test_force_discards_a_sweep_begun_by_other_code_and_starts_again(tmp_path, monkeypatch, capsys):
+    from gradlab.results import code_fingerprint
+
+    spec, out = interrupted_sweep(tmp_path, monkeypatch, code=FAKE_CODE)
+    (out / "parts" / "r0000-stale").mkdir()                 # a part of the old code that no run of the plan names
+    with pytest.raises(SystemExit) as e:
+        main(["sweep", str(spec), "--out", str(out), "--quiet", "--force"])
+    assert e.value.code == 0
+    assert capsys.readouterr().out.startswith("12 runs (12 computed): wrote")   # none kept from the old code
+    assert not (out / "parts" / "r0000-stale").exists()
+    assert json.loads((out / "manifest.json").read_text())["code"] == code_fingerprint()
+
+
+def test_a_folder_from_a_gradlab_without_fingerprints_resumes_unchecked_and_records_none(tmp_path, monkeypatch):
+    """Such a folder's runs were computed by unrecorded code: resumed as before, and no fingerprint is claimed."""
+    import gradlab.sweep as sweep_module
+
+    spec, out = interrupted_sweep(tmp_path, monkeypatch)
+    manifest = json.loads((out / "manifest.json").read_text())
+    del manifest["code"]                                    # as an older gradlab wrote it
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    monkeypatch.setattr(sweep_module, "code_fingerprint", lambda: FAKE_CODE)   # and the code changed since
+    outcome = run_sweep(spec, out)
+    assert (outcome.n_already_done, outcome.n_computed) == (5, 7)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["code"] is None and manifest["sweep"]["finished"] is True
+    assert run_sweep(spec, out).n_computed == 0             # and again: still unchecked, nothing recomputed
+
+
+def test_the_code_fingerprint_covers_the_numerics_not_the_command_line_or_figures(tmp_path):
+    import shutil
+
+    import gradlab
+    from gradlab.results import NOT_NUMERICS, code_fingerprint
+
+    package = Path(gradlab.__file__).parent
+    copy = tmp_path / "gradlab"
+    shutil.copytree(package, copy)
+    here = code_fingerprint()
+    assert code_fingerprint(copy) == here and here["gradlab"] == gradlab.__version__
+    assert {"rnn.py", "jacobian_norms.py", "sweep.py", "results.py", "config.py"} <= set(here["files"])
+    assert not set(here["files"]) & (NOT_NUMERICS | {"cli.py", "inspect.py"})
+
+    def edited(name: str) -> str:
+        path = copy / name
+        original = path.read_bytes()
+        path.write_bytes(original + b"\n# edited\n")
+        try:
+            return code_fingerprint(copy)["sha256"]
+        finally:
+            path.write_bytes(original)
+
+    for name in ("cli.py", "inspect.py", "reproduce.py", "plots/figures.py"):
+        assert edited(name) == here["sha256"], name        # a resume is not blocked by these
+    for name in ("rnn.py", "jacobian_norms.py", "config.py", "results.py"):
+        assert edited(name) != here["sha256"], name
+    (copy / "new_numerics.py").write_text("X = 1\n")         # a new module counts unless listed as not numerics
+    assert code_fingerprint(copy)["sha256"] != here["sha256"]
+
+
+def test_every_manifest_records_the_code_fingerprint(tmp_path):
+    from gradlab.results import code_fingerprint
+    from gradlab.sweep import write_single_run
+
+    write_single_run("train", {"task": "adding", "steps": 6, "hidden": 3, "batch": 2, "updates": 2},
+                     tmp_path / "train")
+    assert json.loads((tmp_path / "train" / "manifest.json").read_text())["code"] == code_fingerprint()
+    with pytest.raises(SystemExit) as e:
+        main(["run", "--hidden", "3", "--steps", "5", "--out", str(tmp_path / "run")])
+    assert e.value.code == 0
+    assert json.loads((tmp_path / "run" / "manifest.json").read_text())["code"] == code_fingerprint()
