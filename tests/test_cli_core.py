@@ -473,16 +473,18 @@ def test_ctrl_c_while_the_command_is_still_importing_is_one_line_and_no_tracebac
     for attempt in range(5):
         out = tmp_path / str(attempt)
         out.mkdir()
+        # Unbuffered: a buffered reader would read ahead, and communicate() (which reads the pipe
+        # itself) would then miss the lines it held, splitting one mid-line.
         proc = subprocess.Popen([sys.executable, "-X", "importtime", *command, "run", "--steps", "2000", "--out", "o"],
-                                cwd=out, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                cwd=out, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
         try:
             imported = []
-            for line in proc.stderr:
-                imported.append(line)
-                if re.search(r"\|\s+numpy\.", line):
+            for line in iter(proc.stderr.readline, b""):
+                imported.append(line.decode())
+                if re.search(r"\|\s+numpy\.", imported[-1]):
                     break
             proc.send_signal(signal.SIGINT)
-            stdout, rest = proc.communicate(timeout=120)
+            stdout, rest = (stream.decode() for stream in proc.communicate(timeout=120))
         finally:
             proc.kill()
         lines = imported + rest.splitlines(keepends=True)
