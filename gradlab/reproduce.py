@@ -17,7 +17,6 @@ figures have the same layout, with noisier curves.
 """
 from __future__ import annotations
 
-import json
 import sys
 import time
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from .config import RunConfig
 from .errors import GradlabError, check_positive_int
 from .plots.figures import FIGURES, draw_figure
 from .plots.style import parse_formats
-from .results import FolderHint, FolderRefused, code_fingerprint, code_label, same_code
+from .results import FolderHint, FolderRefused, code_label
 from .runner import analyse, write_run
 
 # Single networks whose every pair ‖∂h_t/∂h_k‖ is kept (gradlab run --pairs all).
@@ -83,26 +82,9 @@ def experiment_files(experiments) -> list[Path]:
     return files
 
 
-def sweep_changed(spec, folder: Path) -> str | None:
-    """Why ``folder`` holds stale results of the sweep ``spec``, or ``None`` when it can be resumed.
-
-    Stale: made by an earlier version of the sweep file, or begun by other
-    gradlab code (another :func:`~gradlab.results.code_fingerprint`).
-    reproduce owns its results folders, so such results are replaced rather
-    than refused (``gradlab sweep`` refuses them without ``--force``); the
-    same sweep begun by the same code (or by a gradlab that recorded no
-    fingerprint) is resumed.
-    """
-    try:
-        recorded = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-        if recorded["sweep"]["digest"] != spec.digest():
-            return "the sweep file changed"
-        old, new = recorded.get("code"), code_fingerprint()
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None  # nothing there yet (or not a sweep: run_sweep refuses it with its own message)
-    if old is not None and not same_code(old, new):
-        return f"gradlab's code changed ({code_label(old)} → {code_label(new)})"
-    return None
+# What a sweep folder refused by run_sweep holds, when reproduce (which owns its folders) replaces it.
+STALE = {"other_sweep": "results of an earlier version of the sweep file",
+         "other_code": "a sweep begun by other gradlab code"}
 
 
 def run_run_set(configs: dict[str, RunConfig], out: Path) -> Path:
@@ -180,10 +162,15 @@ def _make_results(specs: dict, root: Path, needed: set, quick: bool, jobs: int, 
     folders, seconds = {}, {}
     for f, spec in specs.items():
         start = time.perf_counter()
-        stale = sweep_changed(spec, root / f.stem)
-        if stale:
-            log(f"sweep {f.name}: {stale} since {root / f.stem} was made: running it again")
-        outcome = run_sweep(spec, root / f.stem, jobs=jobs, force=stale is not None, quiet=not sys.stderr.isatty())
+        quiet = not sys.stderr.isatty()
+        try:
+            outcome = run_sweep(spec, root / f.stem, jobs=jobs, quiet=quiet)
+        except FolderRefused as refused:   # stale results are replaced; anything else is refused
+            if refused.reason not in STALE:
+                raise
+            old = f" ({code_label(refused.detail['old'])})" if refused.reason == "other_code" else ""
+            log(f"sweep {f.name}: {root / f.stem} holds {STALE[refused.reason]}{old}: running it again")
+            outcome = run_sweep(spec, root / f.stem, jobs=jobs, force=True, quiet=quiet)
         folders[f.stem] = outcome.out
         seconds[f.stem] = time.perf_counter() - start
         log(f"sweep {f.name}: {outcome.n_runs} runs ({outcome.n_already_done} already done) → {outcome.out}  "
