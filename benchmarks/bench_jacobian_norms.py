@@ -32,7 +32,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 import gradlab as gl
-from gradlab.jacobian_norms import end_steps
+from gradlab.analysis.jacobian_norms import end_steps
 
 torch = None      # imported in main(), not in the memory subprocess (its libraries would count there)
 

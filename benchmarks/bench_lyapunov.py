@@ -1,4 +1,4 @@
-"""Benchmark: Lyapunov exponents from a recorded trace (gradlab.lyapunov).
+"""Benchmark: Lyapunov exponents from a recorded trace (gradlab.analysis.lyapunov).
 
 Target (issue 5): the largest exponent of a 1000-unit network over 3000 steps
 takes seconds. Measured in one run, float64, BLAS pinned to one thread

@@ -27,7 +27,7 @@ from threadpoolctl import threadpool_limits
 
 import gradlab as gl
 
-jn = sys.modules["gradlab.jacobian_norms"]   # the module (the package exports the function)
+jn = sys.modules["gradlab.analysis.jacobian_norms"]   # the module (the package exports the function)
 
 CASES = [(pairs, n, T, B)
          for n in (16, 24, 32, 48, 64, 96, 128)

@@ -23,9 +23,9 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from gradlab import clip_by_global_norm, get_task, init_params, loss_and_grads
-from gradlab.clipping import global_norm
-from gradlab.spectrum import sigma_max, spectral_radius
-from gradlab.training import sgd_step
+from gradlab.training.clipping import global_norm
+from gradlab.analysis.spectrum import sigma_max, spectral_radius
+from gradlab.training.loop import sgd_step
 
 n, T, B, LR, MU, TAU = 128, 100, 32, 0.01, 0.9, 1.0
 

@@ -14,46 +14,59 @@ The names below are imported on first use (``gradlab.forward`` imports
 ``gradlab`` command can take Ctrl-C from its first moment
 (:mod:`gradlab._launch`).
 """
-import sys
-import types
 from importlib import import_module
 
 __version__ = "0.1.0"
 
 # name → the submodule that defines it
 _EXPORTS = {
-    "ACTIVATIONS": "activations", "Activation": "activations", "get_activation": "activations",
-    "Gradients": "bptt", "loss_and_grads": "bptt", "loss_value": "bptt", "output_errors": "bptt",
-    "chain": "clipping", "clip_by_global_norm": "clipping", "clip_by_value": "clipping",
-    "global_norm": "clipping", "no_clipping": "clipping",
-    "RunConfig": "config",
+    "ACTIVATIONS": "cells.activations", "Activation": "cells.activations", "get_activation": "cells.activations",
+    "Gradients": "analysis.bptt", "loss_and_grads": "analysis.bptt", "loss_value": "analysis.bptt", "output_errors": "analysis.bptt",
+    "chain": "training.clipping", "clip_by_global_norm": "training.clipping", "clip_by_value": "training.clipping",
+    "global_norm": "training.clipping", "no_clipping": "training.clipping",
+    "RunConfig": "experiments.config",
     "GradlabError": "errors",
-    "GatedParams": "gated", "forward_gated": "gated", "init_gated_params": "gated",
-    "load_gated_weights": "gated", "save_gated_weights": "gated",
-    "finite_difference_grads": "gradcheck", "gradient_check": "gradcheck", "truncation_errors": "gradcheck",
-    "log_loss_grad_norms": "gradient_norms",
-    "init_params": "init", "init_recurrent": "init",
-    "inspect_path": "inspect",
-    "GRUTrace": "gru", "forward_gru": "gru", "gru_cell": "gru",
-    "JacobianNorms": "jacobian_norms", "fit_growth_rate": "jacobian_norms",
-    "jacobian_norms": "jacobian_norms",
-    "LSTMTrace": "lstm", "cell_state_trace": "lstm", "exact_cell_state_norms": "lstm", "forward_lstm": "lstm",
-    "lstm_cell": "lstm",
-    "largest_lyapunov": "lyapunov", "lyapunov_exponents": "lyapunov",
-    "MeanField": "mean_field", "compute_mean_field": "mean_field", "critical_gain": "mean_field",
-    "PARAM_NAMES": "params", "RNNParams": "params",
-    "forward": "rnn", "rnn_cell": "rnn",
-    "RunResult": "runner", "analyse": "runner", "build_model": "runner", "write_run": "runner",
-    "eigenvalues": "spectrum", "sigma_max": "spectrum", "singular_values": "spectrum",
-    "spectral_radius": "spectrum", "spectrum_table": "spectrum",
-    "load_spec": "sweep", "run_sweep": "sweep",
-    "TASKS": "tasks", "get_task": "tasks",
-    "Trace": "trace",
-    "TrainConfig": "training", "TrainResult": "training", "train": "training",
-    "load_inputs": "weights", "load_weights": "weights", "save_weights": "weights",
+    "GatedParams": "cells.gated", "forward_gated": "cells.gated", "init_gated_params": "cells.gated",
+    "load_gated_weights": "cells.gated", "save_gated_weights": "cells.gated",
+    "finite_difference_grads": "analysis.gradcheck", "gradient_check": "analysis.gradcheck", "truncation_errors": "analysis.gradcheck",
+    "log_loss_grad_norms": "analysis.gradient_norms",
+    "init_params": "cells.init", "init_recurrent": "cells.init",
+    "inspect_path": "io.inspect",
+    "GRUTrace": "cells.gru", "forward_gru": "cells.gru", "gru_cell": "cells.gru",
+    "JacobianNorms": "analysis.jacobian_norms", "fit_growth_rate": "analysis.jacobian_norms",
+    "jacobian_norms": "analysis.jacobian_norms",
+    "LSTMTrace": "cells.lstm", "cell_state_trace": "cells.lstm", "exact_cell_state_norms": "cells.lstm", "forward_lstm": "cells.lstm",
+    "lstm_cell": "cells.lstm",
+    "largest_lyapunov": "analysis.lyapunov", "lyapunov_exponents": "analysis.lyapunov",
+    "MeanField": "analysis.mean_field", "compute_mean_field": "analysis.mean_field", "critical_gain": "analysis.mean_field",
+    "PARAM_NAMES": "cells.params", "RNNParams": "cells.params",
+    "forward": "cells.rnn", "rnn_cell": "cells.rnn",
+    "RunResult": "experiments.runner", "analyse": "experiments.runner", "build_model": "experiments.runner", "write_run": "experiments.runner",
+    "eigenvalues": "analysis.spectrum", "sigma_max": "analysis.spectrum", "singular_values": "analysis.spectrum",
+    "spectral_radius": "analysis.spectrum", "spectrum_table": "analysis.spectrum",
+    "load_spec": "experiments.sweep", "run_sweep": "experiments.sweep",
+    "TASKS": "training.tasks", "get_task": "training.tasks",
+    "Trace": "cells.trace",
+    "TrainConfig": "training.loop", "TrainResult": "training.loop", "train": "training.loop",
+    "load_inputs": "cells.weights", "load_weights": "cells.weights", "save_weights": "cells.weights",
 }
 
 __all__ = sorted(_EXPORTS)
+
+# Modules of the flat layout before gradlab 0.2 → where they live now, so that
+# ``gradlab.spectrum`` (say) in an old notebook still finds its module.
+_MOVED = {
+    "activations": "cells.activations", "init": "cells.init", "rnn": "cells.rnn", "lstm": "cells.lstm",
+    "gru": "cells.gru", "gated": "cells.gated", "weights": "cells.weights", "params": "cells.params",
+    "trace": "cells.trace",
+    "losses": "analysis.losses", "bptt": "analysis.bptt", "gradcheck": "analysis.gradcheck",
+    "gradient_norms": "analysis.gradient_norms", "spectrum": "analysis.spectrum", "lyapunov": "analysis.lyapunov",
+    "mean_field": "analysis.mean_field",
+    "tasks": "training.tasks", "clipping": "training.clipping",
+    "config": "experiments.config", "runner": "experiments.runner", "sweep": "experiments.sweep",
+    "chaos": "experiments.chaos", "reproduce": "experiments.reproduce",
+    "results": "io.results", "schema": "io.schema", "inspect": "io.inspect",
+}
 
 
 def __getattr__(name: str):
@@ -62,7 +75,7 @@ def __getattr__(name: str):
         value = getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
     elif not name.startswith("_"):
         try:
-            value = import_module(f".{name}", __name__)
+            value = import_module(f".{_MOVED.get(name, name)}", __name__)
         except ModuleNotFoundError as e:
             if e.name != f"{__name__}.{name}":
                 raise
@@ -75,20 +88,3 @@ def __getattr__(name: str):
 
 def __dir__():
     return sorted(set(globals()) | set(_EXPORTS))
-
-
-class _Package(types.ModuleType):
-    """The gradlab package, whose function ``jacobian_norms`` shares its name with a submodule.
-
-    Importing a submodule sets it as an attribute of the package; this keeps
-    ``gradlab.jacobian_norms`` the function, as when every name was imported
-    eagerly, whoever imports :mod:`gradlab.jacobian_norms` first.
-    """
-
-    def __setattr__(self, name, value):
-        if isinstance(value, types.ModuleType) and _EXPORTS.get(name) == name:
-            value = getattr(value, name)
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

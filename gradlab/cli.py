@@ -17,13 +17,13 @@ import click
 from threadpoolctl import threadpool_limits
 
 from . import __version__
-from .activations import ACTIVATIONS
-from .clipping import CLIPPINGS
-from .config import CELLS, RunConfig, check_rnn_cell
+from .cells.activations import ACTIVATIONS
+from .training.clipping import CLIPPINGS
+from .experiments.config import CELLS, RunConfig, check_rnn_cell
 from .errors import GradlabError, check_positive_int, check_positive_number
-from .init import INITS, SCALE_BY
-from .losses import LOSS_STEPS, LOSSES
-from .tasks import TASKS
+from .cells.init import INITS, SCALE_BY
+from .analysis.losses import LOSS_STEPS, LOSSES
+from .training.tasks import TASKS
 
 # On small matrices OpenBLAS with 2 threads is many times slower than with 1
 # (benchmarks/RESULTS.md); gradlab parallelises over runs instead.
@@ -122,8 +122,8 @@ def run(out, force, pairs, **options):
       gradlab run --pairs all --steps 60 --out runs/heatmap          # every pair t > k
       gradlab run --weights my_rnn.npz --input-seq x.npy --out runs/mine
     """
-    from .results import check_new_folder
-    from .runner import analyse, write_run
+    from .io.results import check_new_folder
+    from .experiments.runner import analyse, write_run
 
     config = config_from(options, pairs=pairs)
     check_new_folder(out, force)  # fail before computing
@@ -158,8 +158,8 @@ def check(truncate, tol, **options):
       gradlab check                                   # exits 0: every parameter below 1e-6
       gradlab check --tokens --inputs 8 --hidden 2 --steps 7 --batch 1 --truncate 4
     """
-    from .gradcheck import gradient_check
-    from .runner import build_model, finite_forward
+    from .analysis.gradcheck import gradient_check
+    from .experiments.runner import build_model, finite_forward
 
     check_positive_number(tol, "tol")
     config = config_from(options)
@@ -185,7 +185,7 @@ def check(truncate, tol, **options):
 
 def _train_default(name: str):
     """The default of a TrainConfig field, so the CLI and the library agree."""
-    from .training import TrainConfig
+    from .training.loop import TrainConfig
 
     return TrainConfig.__dataclass_fields__[name].default
 
@@ -252,8 +252,8 @@ def train(out, force, quiet, **options):
       gradlab train --task adding --steps 20 --hidden 16 --updates 400 --lr 0.05 --momentum 0.9 --clipping norm --out runs/adding
       gradlab train --task adding --steps 20 --radius 3 --activation relu --lr 0.01 --out runs/relu-exploding
     """
-    from .sweep import write_single_run
-    from .training import TrainConfig
+    from .experiments.sweep import write_single_run
+    from .training.loop import TrainConfig
 
     config = TrainConfig(**options)
     tables = write_single_run("train", config.to_dict(), out, force, quiet)
@@ -308,7 +308,7 @@ def sweep(spec, out, jobs, scheduler, quick, force, quiet):
       gradlab sweep experiments/clipping.toml --out results/clipping-quick --quick
       gradlab sweep experiments/vanishing.toml --out results/v --scheduler tcp://127.0.0.1:8786
     """
-    from .sweep import load_spec, run_sweep
+    from .experiments.sweep import load_spec, run_sweep
 
     loaded = load_spec(spec, quick)
     outcome = run_sweep(loaded, out, jobs=jobs, scheduler=scheduler, force=force, quiet=quiet)
@@ -333,7 +333,7 @@ def inspect(path):
       gradlab inspect results/vanishing
       gradlab inspect results/vanishing/norms.csv
     """
-    from .inspect import inspect_path
+    from .io.inspect import inspect_path
 
     click.echo(inspect_path(path))
 
@@ -402,7 +402,7 @@ def reproduce(quick, out, results, experiments, jobs, formats, figures):
       gradlab reproduce --quick           # about a minute on 2 cores → figures/quick/
       gradlab reproduce --jobs 2          # the README figures → figures/
     """
-    from .reproduce import reproduce as reproduce_all
+    from .experiments.reproduce import reproduce as reproduce_all
 
     out = out or ("figures/quick" if quick else "figures")
     done = reproduce_all(results=results, out=out, quick=quick, experiments=experiments, jobs=jobs, formats=formats,
@@ -446,8 +446,8 @@ def lyapunov(activations, gains, hidden, steps, burn, warmup, seeds, out, force)
     Example (about 15 s on 2 cores):
       gradlab lyapunov --out results/lyapunov
     """
-    from .chaos import DEFAULT_GAINS, lyapunov_sweep, parse_gains, write_lyapunov
-    from .results import check_new_folder
+    from .experiments.chaos import DEFAULT_GAINS, lyapunov_sweep, parse_gains, write_lyapunov
+    from .io.results import check_new_folder
 
     check_positive_int(seeds, "seeds")
     activations = activations or tuple(DEFAULT_GAINS)

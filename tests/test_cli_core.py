@@ -19,7 +19,7 @@ import pytest
 
 import gradlab as gl
 from gradlab.cli import main
-from gradlab.schema import COLUMNS
+from gradlab.io.schema import COLUMNS
 
 SMALL = ["--hidden", "6", "--inputs", "2", "--steps", "12", "--batch", "2"]
 FILES = ("norms", "spectrum", "grads")
@@ -370,7 +370,7 @@ def test_check_rejects_a_tolerance_no_error_could_pass(capsys, tol):
 def test_ctrl_c_is_one_line_and_exit_130(capsys, monkeypatch):
     def interrupted(path):
         raise KeyboardInterrupt
-    monkeypatch.setattr("gradlab.inspect.inspect_path", interrupted)
+    monkeypatch.setattr("gradlab.io.inspect.inspect_path", interrupted)
     code, stdout, stderr = gradlab(capsys, "inspect", ".")
     assert code == 130 and stdout == ""
     assert stderr.strip() == "Interrupted." and "Traceback" not in stderr
@@ -378,15 +378,15 @@ def test_ctrl_c_is_one_line_and_exit_130(capsys, monkeypatch):
 
 TERMINATED_WHILE_WRITING = """
 import os, signal, sys
-import gradlab.results
+import gradlab.io.results
 from gradlab.cli import main
-real_write_csv = gradlab.results.write_csv
+real_write_csv = gradlab.io.results.write_csv
 def write_then_terminated(path, table):
     real_write_csv(path, table)
     os.kill(os.getpid(), signal.SIGTERM)        # `kill PID` arrives half-way through writing the folder
-gradlab.results.write_csv = write_then_terminated
-import gradlab.runner
-gradlab.runner.write_csv = write_then_terminated
+gradlab.io.results.write_csv = write_then_terminated
+import gradlab.experiments.runner
+gradlab.experiments.runner.write_csv = write_then_terminated
 main(sys.argv[1:])
 """
 
@@ -418,7 +418,7 @@ def test_run_help_says_what_weights_and_scale_by_change(capsys):
 
 def test_check_help_states_the_relative_error_the_code_computes(capsys):
     """The help said max|g − fd| / max|g|; relative_error divides by the larger of the two gradients' scales."""
-    from gradlab.gradcheck import relative_error
+    from gradlab.analysis.gradcheck import relative_error
 
     help_ = " ".join(gradlab(capsys, "check", "--help")[1].split())
     assert "max|g − fd| / max(max|g|, max|fd|)" in help_
@@ -490,7 +490,7 @@ def test_ctrl_c_while_the_command_is_still_importing_is_one_line_and_no_tracebac
         lines = imported + rest.splitlines(keepends=True)
         stderr = "".join(line for line in lines if not line.startswith("import time:"))
         modules = {line.split("|")[-1].strip() for line in lines if line.startswith("import time:")}
-        if "gradlab.runner" in modules:      # the signal came after `run` began (it imports the runner)
+        if "gradlab.experiments.runner" in modules:      # the signal came after `run` began (it imports the runner)
             continue
         assert stderr == "Interrupted.\n" and stdout == ""
         # 130 from sys.exit; under `python -m` CPython may instead end the process by SIGINT itself
@@ -506,12 +506,12 @@ LAZY_PACKAGE = """
 import sys
 import gradlab as gl
 assert not [m for m in ("numpy", "pandas", "scipy", "click") if m in sys.modules], sorted(sys.modules)
-import gradlab.jacobian_norms                                  # the submodule does not hide the function
-assert callable(gl.jacobian_norms) and gl.jacobian_norms is sys.modules["gradlab.jacobian_norms"].jacobian_norms
+import gradlab.analysis.jacobian_norms                                  # the submodule does not hide the function
+assert callable(gl.jacobian_norms) and gl.jacobian_norms is sys.modules["gradlab.analysis.jacobian_norms"].jacobian_norms
 for name, module in gl._EXPORTS.items():
     assert getattr(gl, name) is getattr(sys.modules[f"gradlab.{module}"], name), name
 from gradlab import run_sweep, GradlabError
-assert gl.schema is sys.modules["gradlab.schema"] and set(gl.__all__) <= set(dir(gl))
+assert gl.schema is sys.modules["gradlab.io.schema"] and set(gl.__all__) <= set(dir(gl))
 try:
     gl.no_such_name
 except AttributeError:

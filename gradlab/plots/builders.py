@@ -15,8 +15,8 @@ from matplotlib import colors
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from ..activations import get_activation
-from ..schema import require_columns
+from ..cells.activations import get_activation
+from ..io.schema import require_columns
 from . import data
 from .norms import (coincides, data_limits, label_exit, plot_growth_rates, plot_norm_heatmap, plot_norms_vs_lag,
                     plot_transient_growth)
@@ -388,7 +388,7 @@ METRIC_NAMES = {"mse": "MSE", "error_rate": "error rate"}  # gradlab.tasks metri
 
 def task_chance(evaluation: pd.DataFrame) -> tuple[float | None, str]:
     """Chance-level metric of the task trained on (gradlab.tasks), and the metric's name."""
-    from ..tasks import TASKS
+    from ..training.tasks import TASKS
 
     metric_name = str(evaluation["metric_name"].iloc[0])
     if "task" in evaluation.columns:

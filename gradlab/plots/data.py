@@ -26,8 +26,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import GradlabError
-from ..jacobian_norms import fit_growth_rate
-from ..schema import COLUMNS, read_table, require_columns
+from ..analysis.jacobian_norms import fit_growth_rate
+from ..io.schema import COLUMNS, read_table, require_columns
 
 LN10 = np.log(10.0)
 

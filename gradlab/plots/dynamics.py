@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
 
-from ..schema import require_columns
+from ..io.schema import require_columns
 from . import data
 from .style import MEASURED, RATE, REFERENCE, TEXT_WIDTH, get_ax, log10_axis, panel_label
 

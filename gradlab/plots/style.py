@@ -22,7 +22,7 @@ from matplotlib import colors, ticker  # noqa: E402
 
 from ..errors import GradlabError  # noqa: E402
 
-STYLE = resources.files("gradlab") / "gradlab.mplstyle"
+STYLE = resources.files("gradlab.plots") / "gradlab.mplstyle"
 COLUMN_WIDTH = 3.5   # inches: one journal column
 TEXT_WIDTH = 7.1     # inches: two columns / full text width
 FORMATS = ("pdf", "png")

@@ -1,0 +1,267 @@
+"""Parameters of gated cells (LSTM, GRU) in PyTorch's layout, and what they share.
+
+PyTorch stacks the gates' weights into one matrix, in a fixed order
+(``nn.LSTM``: i, f, g, o; ``nn.GRU``: r, z, n), so for hidden size n and
+G gates::
+
+    W_ih = weight_ih_l0   (G n, d)     W_hh = weight_hh_l0   (G n, n)
+    b_ih = bias_ih_l0     (G n,)       b_hh = bias_hh_l0     (G n,)
+
+and the block of gate ``q`` is rows ``[j n, (j + 1) n)`` where j is the
+gate's position. The read-out o_t = W_hy h_t + b_y is as for the vanilla RNN.
+
+The cells themselves are in :mod:`gradlab.lstm` and :mod:`gradlab.gru`; both
+record a trace with the same protocol as :class:`gradlab.trace.Trace`
+(``B``, ``T``, ``state_size``, ``right_multiply(P, t)``, ``vjp(v, t)``,
+``jacobian(t)``), so :func:`gradlab.jacobian_norms`,
+:func:`gradlab.gradient_norms.log_loss_grad_norms` and
+:mod:`gradlab.lyapunov` work on them unchanged.
+
+Initialisation (``gradlab run --cell lstm|gru``) reuses the vanilla RNN's
+initialisers block by block, so that ``--init``/``--radius`` mean the same
+thing for every cell: each n × n recurrent block W_hq is drawn by
+:func:`gradlab.init.init_recurrent` (exact ρ, or σ_max, equal to ``radius``),
+each input block like W_xh (N(0, input_scale²/d)), biases zero.
+(PyTorch's default, U(−1/√n, 1/√n) for everything, gives blocks with
+ρ ≈ 1/√3 ≈ 0.58; load such weights with ``--weights``.)
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import GradlabError, check_choice
+from .init import init_recurrent
+from .weights import read_npz, read_readout
+
+GATES = {"lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n")}
+
+
+@dataclass(frozen=True)
+class GatedParams:
+    """Weights of a one-layer LSTM or GRU (PyTorch names and gate order) with a read-out.
+
+    Attributes
+    ----------
+    cell : {"lstm", "gru"}
+    W_ih : (G n, d) input weights of the G gates, stacked in PyTorch's order
+    W_hh : (G n, n) recurrent weights of the G gates
+    b_ih, b_hh : (G n,) biases (kept apart: the GRU's b_hn sits inside r ⊙ (·))
+    W_hy : (m, n) read-out weights
+    b_y : (m,) read-out bias
+    """
+
+    cell: str
+    W_ih: np.ndarray
+    W_hh: np.ndarray
+    b_ih: np.ndarray
+    b_hh: np.ndarray
+    W_hy: np.ndarray
+    b_y: np.ndarray
+
+    def __post_init__(self):
+        check_choice(self.cell, GATES, "cell")
+        G = len(GATES[self.cell])
+        n = self.W_hh.shape[1] if self.W_hh.ndim == 2 else -1
+        d = self.W_ih.shape[1] if self.W_ih.ndim == 2 else -1
+        m = self.W_hy.shape[0] if self.W_hy.ndim == 2 else -1
+        expected = {"W_hh": (G * n, n), "W_ih": (G * n, d), "b_ih": (G * n,), "b_hh": (G * n,),
+                    "W_hy": (m, n), "b_y": (m,)}
+        for name, shape in expected.items():
+            value = getattr(self, name)
+            if value.shape != shape or -1 in shape:
+                raise GradlabError(f"{self.cell} {name} has shape {value.shape}, expected {shape} "
+                                   f"({G} gates {', '.join(GATES[self.cell])})")
+            if not np.all(np.isfinite(value)):
+                raise GradlabError(f"{self.cell} {name} contains non-finite values (nan or inf)")
+
+    @property
+    def n(self) -> int:
+        return self.W_hh.shape[1]
+
+    @property
+    def d(self) -> int:
+        return self.W_ih.shape[1]
+
+    @property
+    def m(self) -> int:
+        return self.W_hy.shape[0]
+
+    def block(self, name: str, gate: str) -> np.ndarray:
+        """The rows of ``W_ih``/``W_hh``/``b_ih``/``b_hh`` belonging to one gate, e.g. ``block("W_hh", "f")``."""
+        j = GATES[self.cell].index(gate)
+        return getattr(self, name)[j * self.n:(j + 1) * self.n]
+
+    def replace(self, **arrays: np.ndarray) -> "GatedParams":
+        return dataclasses.replace(self, **arrays)
+
+
+def init_gated_params(cell: str, n: int, d: int, m: int | None = None, init: str = "gaussian",
+                      radius: float = 1.0, rng: np.random.Generator | None = None,
+                      scale_by: str = "radius", input_scale: float = 1.0) -> GatedParams:
+    """Random gated-cell parameters, matched block by block to :func:`gradlab.init_params`.
+
+    Every recurrent block W_hq (n × n) comes from
+    :func:`gradlab.init.init_recurrent` with the given ``init``, ``radius`` and
+    ``scale_by``; every input block has N(0, input_scale²/d) entries; biases
+    are zero; W_hy is N(0, 1/n). ``m`` defaults to ``d``.
+    """
+    check_choice(cell, GATES, "cell")
+    rng = np.random.default_rng() if rng is None else rng
+    G = len(GATES[cell])
+    W_hh = np.concatenate([init_recurrent(n, init, radius, rng, scale_by) for _ in range(G)])
+    m = d if m is None else m
+    return GatedParams(
+        cell=cell,
+        W_ih=rng.standard_normal((G * n, d)) * (input_scale / np.sqrt(d)),
+        W_hh=W_hh,
+        b_ih=np.zeros(G * n),
+        b_hh=np.zeros(G * n),
+        W_hy=rng.standard_normal((m, n)) / np.sqrt(n),
+        b_y=np.zeros(m),
+    )
+
+
+def load_gated_weights(path, cell: str, rng: np.random.Generator | None = None,
+                       m: int | None = None) -> GatedParams:
+    """Read an ``nn.LSTM`` / ``nn.GRU`` state dict saved with ``numpy.savez``.
+
+    Keys ``weight_ih_l0`` (G n, d) and ``weight_hh_l0`` (G n, n) are required;
+    ``bias_ih_l0``/``bias_hh_l0`` default to zero and the read-out
+    ``fc.weight``/``fc.bias`` is drawn N(0, 1/n) from ``rng`` when absent, as
+    for :func:`gradlab.load_weights`.
+    """
+    check_choice(cell, GATES, "cell")
+    G = len(GATES[cell])
+    arrays = read_npz(path, required=("weight_ih_l0", "weight_hh_l0"))
+    W_hh = arrays["weight_hh_l0"]
+    if W_hh.ndim != 2 or W_hh.shape[0] != G * W_hh.shape[1]:
+        raise GradlabError(f"weight_hh_l0 in {str(path)!r} has shape {W_hh.shape}; an nn.{cell.upper()} "
+                           f"needs ({G} n, n) for its gates {', '.join(GATES[cell])}")
+    n = W_hh.shape[1]
+    W_ih = arrays["weight_ih_l0"]
+    W_hy, b_y = read_readout(arrays, n, W_ih.shape[1] if W_ih.ndim == 2 else 1, rng, m)
+    try:
+        return GatedParams(cell=cell, W_ih=W_ih, W_hh=W_hh,
+                           b_ih=arrays.get("bias_ih_l0", np.zeros(G * n)),
+                           b_hh=arrays.get("bias_hh_l0", np.zeros(G * n)), W_hy=W_hy, b_y=b_y)
+    except GradlabError as e:
+        raise GradlabError(f"weights file {str(path)!r}: {e}") from None
+
+
+def save_gated_weights(path, params: GatedParams) -> None:
+    """Write gated-cell parameters with PyTorch names (loadable into ``nn.LSTM``/``nn.GRU``)."""
+    np.savez(path, weight_ih_l0=params.W_ih, weight_hh_l0=params.W_hh, bias_ih_l0=params.b_ih,
+             bias_hh_l0=params.b_hh, **{"fc.weight": params.W_hy, "fc.bias": params.b_y})
+
+
+class GatedTrace:
+    """What every gated trace derives from its states ``h`` (B, T + 1, n) and ``right_multiply`` (P ↦ P J_t).
+
+    Subclasses define ``h``, ``state_size`` and ``right_multiply``.
+    """
+
+    @property
+    def B(self) -> int:
+        return self.h.shape[0]
+
+    @property
+    def T(self) -> int:
+        return self.h.shape[1] - 1
+
+    @property
+    def n(self) -> int:
+        return self.h.shape[2]
+
+    def vjp(self, v: np.ndarray, t: int) -> np.ndarray:
+        """Row-vector product v J_t = (J_tᵀ v)ᵀ for v of shape (B, s)."""
+        return self.right_multiply(v[:, None, :], t)[:, 0]
+
+    def jacobian(self, t: int) -> np.ndarray:
+        """Dense step Jacobian J_t = ∂s_t/∂s_{t−1}, (B, s, s), built from ``right_multiply``."""
+        s = self.state_size
+        return self.right_multiply(np.broadcast_to(np.eye(s), (self.B, s, s)), t)
+
+    def embed_h(self, g_h: np.ndarray) -> np.ndarray:
+        """Place a gradient with respect to h, (B, T + 1, n), into the state layout (B, T + 1, s)."""
+        out = np.zeros(g_h.shape[:-1] + (self.state_size,))
+        out[..., :g_h.shape[-1]] = g_h
+        return out
+
+
+def gated_params(config, rng: np.random.Generator) -> GatedParams:
+    """The parameters a :class:`~gradlab.RunConfig` with ``cell`` lstm/gru asks for (loaded or drawn)."""
+    if config.weights is not None:
+        return load_gated_weights(config.weights, config.cell, rng, config.outputs)
+    return init_gated_params(config.cell, config.hidden, config.inputs, config.outputs, config.init,
+                             config.radius, rng, config.scale_by, config.input_scale)
+
+
+def forward_gated(params: GatedParams, x: np.ndarray):
+    """Run the cell ``params.cell`` over a batch: an :class:`~gradlab.lstm.LSTMTrace` or :class:`~gradlab.gru.GRUTrace`."""
+    from .gru import forward_gru
+    from .lstm import forward_lstm
+
+    return forward_lstm(params, x) if params.cell == "lstm" else forward_gru(params, x)
+
+
+def analyse_gated(model):
+    """:func:`gradlab.analyse` for an LSTM or GRU: the same tables, read for a gated cell.
+
+    There is no single recurrent matrix, so the columns that the vanilla RNN
+    takes from W_hh come from the recorded state Jacobians J_t instead:
+
+    * ``spectrum.csv``: eigen- and singular values of J_T, the last step's
+      state Jacobian of sequence 0 (2n × 2n for an LSTM).
+    * ``log10_bound`` = lag · log10 max_{t,b} ‖J_t‖₂: a bound on every
+      measured ‖∂s_t/∂s_k‖ of this trajectory (submultiplicativity), not an
+      a-priori one.
+    * ``log10_rate`` = lag · λ_1 / ln 10 with λ_1 the largest Lyapunov
+      exponent of the trace (:mod:`gradlab.lyapunov`, averaged over
+      sequences): the asymptotic rate.
+    * ``grads.csv``: ‖∂L/∂s_k‖ for the full state (h_k, C_k) of an LSTM.
+    * LSTM only, ``cell_state.csv``: log10‖∏ ∂C_j/∂C_{j−1}‖ with the full
+      (four-term) and the forget-gate-only cell-to-cell Jacobians, and the
+      exact log10‖∂C_t/∂C_k‖ (:func:`gradlab.lstm.exact_cell_state_norms`).
+    """
+    from ..analysis.bptt import output_errors
+    from ..analysis.gradient_norms import log_loss_grad_norms
+    from ..analysis.jacobian_norms import fit_growth_rate, jacobian_norms, largest_singular_value
+    from .lstm import cell_state_trace, exact_cell_state_norms
+    from ..analysis.lyapunov import largest_lyapunov
+    from ..experiments.runner import LOG10_E, RunResult, grads_table, norms_table
+    from ..analysis.spectrum import spectral_radius, spectrum_table
+
+    cfg, params = model.config, model.params
+    trace = forward_gated(params, model.x)
+    norms = jacobian_norms(trace, cfg.pairs)
+    loss, _, direct = output_errors(params, trace, model.y, cfg.loss_name, cfg.loss_steps)
+    log_grads = log_loss_grad_norms(trace, trace.embed_h(direct))
+    J_T = trace.jacobian(trace.T)[0]
+    smax = max(float(np.max(largest_singular_value(trace.jacobian(t)))) for t in range(1, trace.T + 1))
+    lam = float(np.mean(largest_lyapunov(trace)))
+    summary = {
+        "rho": spectral_radius(J_T),
+        "sigma_max": smax,
+        "gamma_h": 1.0,   # the gates' derivatives are inside J_t already
+        "growth_rate": fit_growth_rate(norms.lag, norms.log_norm),
+        "bound_rate": float(np.log(smax)),
+        "asymptotic_rate": lam,
+        "lyapunov": lam,
+        "loss": loss,
+    }
+    tables = {
+        "norms": norms_table(norms, smax, np.exp(lam)),
+        "spectrum": spectrum_table(J_T),
+        "grads": grads_table(log_grads),
+    }
+    if params.cell == "lstm":
+        full, forget = (jacobian_norms(cell_state_trace(trace, w), cfg.pairs) for w in ("full", "forget"))
+        table = norms_table(full, 1.0, 1.0)[["seq", "t", "k", "lag"]]
+        table["log10_norm_full"] = full.log_norm.ravel() * LOG10_E
+        table["log10_norm_forget"] = forget.log_norm.ravel() * LOG10_E
+        table["log10_norm_exact"] = exact_cell_state_norms(trace, cfg.pairs).log_norm.ravel() * LOG10_E
+        tables["cell_state"] = table
+    return RunResult(model, trace, norms, log_grads, summary, tables)

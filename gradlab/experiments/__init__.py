@@ -1,0 +1,1 @@
+"""Experiments: run configurations, single runs, sweeps and the reproduction of every figure."""

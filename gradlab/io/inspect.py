@@ -1,0 +1,206 @@
+"""Readable summaries of results folders and CSVs (``gradlab inspect``).
+
+Reads only what is on disk: ``manifest.json`` says what was run, the CSVs
+hold the numbers (through :mod:`gradlab.schema`), so a folder someone sent
+you can be understood without the code that made it.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import GradlabError
+from .schema import COLUMNS
+
+# The figures that matter per kind of run, first one pivoted when two parameters were swept.
+KEY_FIGURES = {
+    "run": ("growth_rate", "bound_rate", "asymptotic_rate"),
+    "train": ("final_metric", "final_loss", "n_clipped", "n_skipped"),
+    "truncation": ("rel_error",),
+}
+
+FILES = {
+    "manifest.json": "what was run: config or sweep file, versions",
+    "runs.csv": "one row per run: parameters, hash, ρ, σ_max, fitted rates, final metrics, wall time",
+    "norms.csv": "‖∂h_t/∂h_k‖ (log10), per pair or aggregated per lag",
+    "spectrum.csv": "eigenvalues and singular values of W_hh",
+    "grads.csv": "‖∂L/∂h_k‖ (log10) per step",
+    "training.csv": "one row per update: loss, gradient norm before/after clipping, ρ, σ_max",
+    "evaluation.csv": "held-out loss and task metric at intervals",
+    "jacobians.csv": "Jacobian-norm curve per lag during training",
+    "truncation.csv": "relative error of truncated BPTT per parameter",
+    "parts": "one folder per finished run (what a resumed sweep skips)",
+}
+
+
+def inspect_path(path) -> str:
+    """A summary of a results folder (``gradlab run``, ``train`` or ``sweep``) or of one CSV."""
+    path = Path(path)
+    if path.is_file():
+        return describe_csv(path)
+    if not path.is_dir():
+        raise GradlabError(f"no such file or folder {str(path)!r}")
+    manifest = _read_manifest(path)
+    if not manifest and not any((path / name).exists() for name in FILES) \
+            and not any(path.glob("*/manifest.json")):
+        raise GradlabError(f"{str(path)!r} is not a results folder: no manifest.json or gradlab tables in it "
+                           "or its sub-folders")
+    kind = manifest.get("kind", "unknown")
+    lines = [f"{path}/  ({kind} results)"]
+    if kind == "sweep":
+        lines += _sweep_summary(path, manifest)
+    elif manifest:
+        lines += _single_summary(manifest)
+    lines += ["", "files:"] + _file_lines(path)
+    return "\n".join(lines)
+
+
+def _read_manifest(folder: Path) -> dict:
+    path = folder / "manifest.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (ValueError, UnicodeDecodeError) as e:
+        raise GradlabError(f"cannot read {str(path)!r}: {e}") from None
+    if not isinstance(data, dict):
+        raise GradlabError(f"{str(path)!r} is not a gradlab manifest (it holds a JSON {type(data).__name__}, "
+                           "not an object)")
+    return data
+
+
+def _sweep_summary(folder: Path, manifest: dict) -> list[str]:
+    sweep, config = manifest.get("sweep", {}), manifest.get("config", {})
+    kind, grid, fixed = config.get("kind", "run"), config.get("grid", {}), config.get("fixed", {})
+    n_runs = sweep.get("n_runs", 0)
+    runs = _runs_table(folder)
+    n_done = 0 if runs is None else len(runs)
+    lines = [f"sweep file: {sweep.get('source', '?')}  (kind = {kind}{', quick' if config.get('quick') else ''})"]
+    if sweep.get("description"):
+        lines.append(f"  {sweep['description']}")
+    lines.append("swept:")
+    lines += [f"  {k} = {_short_list(v)}  ({len(v)} value{'s' * (len(v) != 1)})" for k, v in grid.items()]
+    lines.append("fixed: " + ", ".join(f"{k} = {v}" for k, v in fixed.items()))
+    state = "finished" if sweep.get("finished") else "unfinished: run the same command again to resume"
+    lines.append(f"runs: {n_done} of {n_runs} done ({state})")
+    if runs is not None and n_done:
+        lines += [""] + key_figures(runs, kind, [k for k in grid if k in runs.columns])
+    return lines
+
+
+def _runs_table(folder: Path) -> pd.DataFrame | None:
+    """runs.csv, or, for a sweep still running, the rows of its finished parts."""
+    if (folder / "runs.csv").is_file():
+        return pd.read_csv(folder / "runs.csv")
+    parts = sorted((folder / "parts").glob("[!.]*/runs.csv"))
+    return pd.concat([pd.read_csv(p) for p in parts], ignore_index=True) if parts else None
+
+
+def key_figures(runs: pd.DataFrame, kind: str, swept: list[str]) -> list[str]:
+    """Table of the key figures per group of swept parameters (means over seeds)."""
+    figures = [f for f in KEY_FIGURES.get(kind, ()) if f in runs.columns]
+    groups = [k for k in swept if k != "seed"]
+    if not figures:
+        return []
+    for figure in figures:
+        check_numeric(runs[figure], "runs.csv")
+    seeds = f", mean over {runs['seed'].nunique()} seeds" if "seed" in swept else ""
+    if len(groups) == 2:
+        rows, cols = sorted(groups, key=lambda k: -runs[k].nunique())
+        out = []
+        for figure in figures[:2]:
+            table = runs.pivot_table(index=rows, columns=cols, values=figure, aggfunc="mean")
+            out += [f"{figure} per {rows} × {cols}{seeds}:", _fmt(table), ""]
+        return out[:-1]
+    if not groups:
+        return [f"key figures{seeds}:", _fmt(runs[figures].mean().to_frame("mean").T)]
+    table = runs.groupby(groups, sort=True)[figures].mean()
+    return [f"{', '.join(figures)} per {' × '.join(groups)}{seeds}:", _fmt(table)]
+
+
+def check_numeric(column: pd.Series, source: str) -> None:
+    """A one-line error naming the first entry of ``column`` that is not a number (a hand-edited CSV)."""
+    if not pd.api.types.is_numeric_dtype(column):
+        numbers = pd.to_numeric(column, errors="coerce")
+        bad = column[numbers.isna() & column.notna()]
+        raise GradlabError(f"{source}: column {column.name!r} holds {bad.iloc[0]!r} where a number belongs")
+
+
+def _single_summary(manifest: dict) -> list[str]:
+    config, summary = manifest.get("config", {}), manifest.get("summary", {})
+    lines = ["config: " + ", ".join(f"{k} = {v}" for k, v in config.items() if v is not None)]
+    files = manifest.get("files")
+    if isinstance(files, dict) and files:   # what `gradlab run --weights/--input-seq` read
+        lines.append("files: " + ", ".join(f"{k} = {f.get('path')} (sha256 {str(f.get('sha256'))[:12]}…)"
+                                           for k, f in files.items() if isinstance(f, dict)))
+    if summary:
+        shown = {k: v for k, v in summary.items() if not isinstance(v, (dict, list))}
+        lines.append("summary: " + ", ".join(f"{k} = {_num(v)}" for k, v in shown.items()))
+    return lines
+
+
+def _file_lines(folder: Path) -> list[str]:
+    lines = []
+    for p in sorted(folder.iterdir()):
+        if p.name.startswith("."):
+            continue
+        if p.is_dir():
+            size = f"{sum(1 for q in p.iterdir() if not q.name.startswith('.'))} entries"
+        elif p.suffix == ".csv":
+            rows = _count_rows(p)
+            size = f"{rows} row{'s' * (rows != 1)}"
+        else:
+            size = f"{p.stat().st_size} bytes"
+        lines.append(f"  {str(p):<40} {size:>14}  {FILES.get(p.name, '')}".rstrip())
+    return lines
+
+
+def describe_csv(path: Path) -> str:
+    """Rows, the table kind recognised from its columns, runs, and a numeric overview."""
+    try:
+        table = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise GradlabError(f"cannot read {str(path)!r} as CSV: {e}") from None
+    kind = table_kind(table.columns)
+    lines = [f"{path}: {len(table)} rows × {table.shape[1]} columns"
+             + (f"  (gradlab {kind} table)" if kind else "")]
+    if "run_id" in table.columns:
+        lines.append(f"runs: {table['run_id'].nunique()}")
+    constant = {c: table[c].iloc[0] for c in table.columns if len(table) and table[c].nunique(dropna=False) == 1}
+    if constant:
+        lines.append("constant: " + ", ".join(f"{k} = {_num(v)}" for k, v in constant.items()))
+    varying = [c for c in table.columns if c not in constant]
+    numeric = table[varying].select_dtypes("number")
+    if not numeric.empty:
+        lines += ["", _fmt(numeric.agg(["min", "median", "max"]))]
+    text_cols = [c for c in varying if c not in numeric.columns and c != "run_id"]
+    for c in text_cols:
+        lines.append(f"{c}: {_short_list(sorted(map(str, table[c].dropna().unique())))}")
+    return "\n".join(lines)
+
+
+def table_kind(columns) -> str | None:
+    """The schema table whose required columns all appear, preferring the most specific."""
+    matches = [k for k, cols in COLUMNS.items() if set(cols) <= set(columns)]
+    return max(matches, key=lambda k: len(COLUMNS[k]), default=None)
+
+
+def _count_rows(path: Path) -> int:
+    with open(path, "rb") as f:
+        return max(sum(1 for _ in f) - 1, 0)
+
+
+def _short_list(values, limit: int = 8) -> str:
+    values = list(values)
+    shown = ", ".join(map(str, values[:limit]))
+    return f"[{shown}{', …' if len(values) > limit else ''}]"
+
+
+def _num(v) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _fmt(table: pd.DataFrame) -> str:
+    return table.to_string(float_format=lambda v: f"{v:.4g}")

@@ -1,0 +1,1 @@
+"""Training: long-memory tasks, gradient clipping and the training loop."""
