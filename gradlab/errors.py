@@ -3,6 +3,7 @@
 Library functions raise :class:`GradlabError` with a one-line message that
 names the bad value; the CLI turns it into ``Error: ...`` and exit code 2.
 """
+import dataclasses
 import math
 from numbers import Integral, Real
 
@@ -24,3 +25,12 @@ def check_positive_number(value, name: str) -> None:
 def check_choice(value, choices, name: str) -> None:
     if value not in choices:
         raise GradlabError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}")
+
+
+def config_from_dict(cls, values: dict, noun: str):
+    """``cls(**values)`` for a config dataclass, naming any unknown key (``unknown <noun> parameter``)."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    for key in values:
+        if key not in known:
+            raise GradlabError(f"unknown {noun} parameter {key!r}; known: {', '.join(sorted(known))}")
+    return cls(**values)

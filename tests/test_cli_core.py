@@ -298,9 +298,17 @@ def test_check_exits_0_on_a_good_model_and_1_when_tol_is_impossible(capsys):
     code, stdout, _ = gradlab(capsys, *args)
     assert code == 0 and "PASS" in stdout
     for name in gl.PARAM_NAMES:  # one row per parameter, its error printed
-        assert re.search(rf"^\s*{name}\s+\d+\s+\d\.\d\de-\d\d\s*$", stdout, re.M), name
+        assert re.search(rf"^\s*{name}\s+\d+\s+0\s+\d\.\d\de-\d\d\s*$", stdout, re.M), name   # tanh: no kinks
     code, stdout, _ = gradlab(capsys, *args, "--tol", "1e-30")
     assert code == 1 and "FAIL" in stdout
+
+
+def test_check_of_relu_passes_at_the_defaults_leaving_out_the_entries_that_cross_the_kink(capsys):
+    """Issue 12.1: `gradlab check --activation relu` printed W_hh 2.24e-04 FAIL (exit 1) at the defaults."""
+    code, stdout, _ = gradlab(capsys, "check", "--activation", "relu")
+    assert code == 0 and "PASS" in stdout, stdout
+    match = re.search(r"left out (\d+) of (\d+) entries .*kink", stdout)
+    assert match and 0 < int(match.group(1)) < int(match.group(2)), stdout
 
 
 def test_check_truncate_reports_the_tutorials_failing_check(capsys):
@@ -537,7 +545,7 @@ def test_import_gradlab_is_instant_and_every_public_name_still_resolves():
              "RunResult", "analyse", "build_model", "write_run", "eigenvalues", "sigma_max", "singular_values",
              "spectral_radius", "spectrum_table", "load_spec", "run_sweep", "TASKS", "get_task", "Trace",
              "TrainConfig", "TrainResult", "train", "load_inputs", "load_weights", "save_weights"]
-    assert sorted(gradlab._EXPORTS) == sorted(eager)      # the names `import gradlab` used to import eagerly
+    assert set(eager) <= set(gradlab._EXPORTS)      # the names `import gradlab` used to import eagerly (0.1)
     done = subprocess.run([sys.executable, "-c", LAZY_PACKAGE], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout == "ok\n", done.stderr
 

@@ -1,16 +1,17 @@
-"""Backpropagation through time: the exact gradient and the truncated one.
+"""Backpropagation through time for any cell: the exact gradient and the truncated one.
 
-Full BPTT carries δ_t = ∂L/∂h_t backwards in one O(T) loop:
+Exact BPTT carries the adjoint λ_t = ∂L/∂s_t backwards in one O(T) loop
+through the trace protocol (:mod:`gradlab.cells.base`)::
 
-    δ_T = W_hyᵀ ∂L/∂o_T
-    ∂L/∂a_t = φ'(a_t) ⊙ δ_t
-    δ_{t-1} = W_hhᵀ ∂L/∂a_t + W_hyᵀ ∂L/∂o_{t-1}          (direct term)
+    λ_T = direct_T,     λ_{t−1} = λ_t J_t + direct_{t−1}         (direct_t = W_hyᵀ ∂L/∂o_t at h_t)
 
-and the parameter gradients are sums over steps of outer products with
-∂L/∂a_t. Truncated BPTT follows the WildML tutorial's ``bptt_truncate = K``:
-the error of the output at step t is sent back through steps t, t−1, …, t−K
-only. It is *not* the gradient of the loss: for T > K + 1 a finite-difference
-check of it fails (Williams & Peng 1990; see :func:`gradlab.gradcheck.gradient_check`).
+and each cell turns the adjoints into its parameter gradients
+(``trace.param_grads``: for the vanilla RNN, sums over steps of outer
+products with ∂L/∂a_t = φ'(a_t) ⊙ λ_t). Truncated BPTT follows the WildML
+tutorial's ``bptt_truncate = K``: the error of the output at step t is sent
+back through steps t, t−1, …, t−K only. It is *not* the gradient of the
+loss: for T > K + 1 a finite-difference check of it typically fails
+(Williams & Peng 1990; see :func:`gradlab.analysis.gradcheck.gradient_check`).
 """
 from __future__ import annotations
 
@@ -18,11 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..cells.base import StateTrace, sum_outer
+from ..cells.rnn import RNNCell, RNNParams
 from ..errors import GradlabError
 from .losses import check_loss, check_targets, loss_and_output_grad
-from ..cells.params import RNNParams
-from ..cells.rnn import forward
-from ..cells.trace import Trace
 
 
 @dataclass(frozen=True)
@@ -34,18 +34,61 @@ class Gradients:
     loss : float
         Σ over loss steps of L_t, averaged over the batch.
     grads : dict[str, numpy.ndarray]
-        ∂L/∂θ for every parameter (keys :data:`gradlab.params.PARAM_NAMES`),
+        ∂L/∂θ for every parameter (the cell's, then ``W_hy``, ``b_y``),
         shaped like the parameters; may hold inf/nan when the gradient explodes.
-    dL_dh : (B, T + 1, n) or None
-        ∂L/∂h_k for k = 0 … T (total derivative through all later steps);
-        None for truncated BPTT, where no such quantity is computed.
-    trace : Trace
+    dL_ds : (B, T + 1, s) or None
+        ∂L/∂s_k for k = 0 … T (total derivative through all later steps; the
+        state s is h for the RNN and GRU, (h, C) for the LSTM); None for
+        truncated BPTT, where no such quantity is computed.
+    trace : StateTrace
     """
 
     loss: float
     grads: dict[str, np.ndarray]
-    dL_dh: np.ndarray | None
-    trace: Trace
+    dL_ds: np.ndarray | None
+    trace: StateTrace
+
+    @property
+    def dL_dh(self) -> np.ndarray | None:
+        """∂L/∂h_k for k = 0 … T, (B, T + 1, n): the hidden part of :attr:`dL_ds`."""
+        return None if self.dL_ds is None else self.dL_ds[..., :self.trace.n]
+
+
+def gradients(cell, params, x: np.ndarray, y: np.ndarray, loss: str = "mse", loss_steps: str = "all",
+              truncate: int | None = None, s0: np.ndarray | None = None) -> Gradients:
+    """Loss and BPTT gradients of every parameter of any cell.
+
+    Parameters
+    ----------
+    cell : Cell
+        E.g. ``RNNCell("tanh")``, ``LSTMCell()`` (:data:`gradlab.cells.CELLS`).
+    params
+        The cell's parameters (with the read-out ``W_hy``, ``b_y``).
+    x : (B, T, d) float or (B, T) int token ids
+    y : targets, see :func:`gradlab.analysis.losses.check_targets`
+    loss : {"mse", "xent"}
+    loss_steps : {"all", "last"}
+    truncate : int, optional
+        ``None`` for the exact gradient; K ≥ 0 for the tutorial's truncated
+        BPTT (each output's error goes back through at most K + 1 steps).
+    s0 : (B, s), optional
+        Initial state (zeros by default).
+    """
+    check_loss(loss, loss_steps)
+    if truncate is not None and (isinstance(truncate, bool) or not isinstance(truncate, (int, np.integer)) or truncate < 0):
+        raise GradlabError(f"truncate must be a whole number ≥ 0, got {truncate!r}")
+    tr = cell.forward(params, x, s0)
+    L, g_o, direct = output_errors(params, tr, y, loss, loss_steps)
+    steps = loss_step_indices(loss_steps, tr.T)
+    direct = tr.embed_h(direct)
+    if truncate is None:
+        lam = adjoints(tr, direct)
+    else:
+        lam = truncated_adjoints(tr, direct, steps, truncate)
+    grads = tr.param_grads(lam)
+    grads["W_hy"] = sum_outer(g_o, tr.h[:, steps])
+    grads["b_y"] = g_o.sum(axis=(0, 1))
+    return Gradients(loss=L, grads=grads, dL_ds=lam if truncate is None else None, trace=tr)
 
 
 def loss_and_grads(
@@ -58,13 +101,13 @@ def loss_and_grads(
     truncate: int | None = None,
     h0: np.ndarray | None = None,
 ) -> Gradients:
-    """Loss and BPTT gradients of every parameter.
+    """Loss and BPTT gradients of every parameter of a vanilla RNN (:func:`gradients` with ``RNNCell``).
 
     Parameters
     ----------
     params : RNNParams
     x : (B, T, d) float or (B, T) int token ids
-    y : targets, see :func:`gradlab.losses.check_targets`
+    y : targets, see :func:`gradlab.analysis.losses.check_targets`
     activation : str
     loss : {"mse", "xent"}
     loss_steps : {"all", "last"}
@@ -82,38 +125,7 @@ def loss_and_grads(
     >>> g.grads["W_hh"].shape
     (4, 4)
     """
-    check_loss(loss, loss_steps)
-    if truncate is not None and (isinstance(truncate, bool) or not isinstance(truncate, (int, np.integer)) or truncate < 0):
-        raise GradlabError(f"truncate must be a whole number ≥ 0, got {truncate!r}")
-    tr = forward(params, x, activation, h0)
-    L, g_o, direct = output_errors(params, tr, y, loss, loss_steps)
-    B, T, n = tr.a.shape
-    h_out = tr.h[:, loss_step_indices(loss_steps, T)]
-    dW_hy = _sum_outer(g_o, h_out)
-    db_y = g_o.sum(axis=(0, 1))
-
-    if truncate is None:
-        dA, dL_dh = _backward_full(tr, direct)
-    else:
-        dA, dL_dh = _backward_truncated(tr, direct, loss_step_indices(loss_steps, T), truncate), None
-
-    dW_hh = _sum_outer(dA, tr.h[:, :-1])
-    if np.issubdtype(tr.x.dtype, np.integer):
-        dW_xh = np.zeros_like(params.W_xh)
-        np.add.at(dW_xh.T, tr.x.ravel(), dA.reshape(-1, n))  # column x_t gets ∂L/∂a_t
-    else:
-        dW_xh = _sum_outer(dA, tr.x)
-    grads = {"W_xh": dW_xh, "W_hh": dW_hh, "b_h": dA.sum(axis=(0, 1)), "W_hy": dW_hy, "b_y": db_y}
-    return Gradients(loss=L, grads=grads, dL_dh=dL_dh, trace=tr)
-
-
-def _sum_outer(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Σ over batch and steps of the outer products u_t v_tᵀ: (B, S, p), (B, S, q) → (p, q).
-
-    One BLAS matrix product; ``np.einsum`` without BLAS was half the cost of a
-    training update at n = 128 (benchmarks/bench_training.py).
-    """
-    return u.reshape(-1, u.shape[-1]).T @ v.reshape(-1, v.shape[-1])
+    return gradients(RNNCell(activation), params, x, y, loss, loss_steps, truncate, h0)
 
 
 def loss_step_indices(loss_steps: str, T: int) -> np.ndarray:
@@ -121,7 +133,7 @@ def loss_step_indices(loss_steps: str, T: int) -> np.ndarray:
     return np.arange(1, T + 1) if loss_steps == "all" else np.array([T])
 
 
-def output_errors(params: RNNParams, tr: Trace, y: np.ndarray, loss: str, loss_steps: str):
+def output_errors(params, tr: StateTrace, y: np.ndarray, loss: str, loss_steps: str):
     """Loss and the error injected at each state through its output.
 
     Returns
@@ -145,33 +157,51 @@ def output_errors(params: RNNParams, tr: Trace, y: np.ndarray, loss: str, loss_s
     return float(L.sum() / B), g_o, direct
 
 
-def _backward_full(tr: Trace, direct: np.ndarray):
-    """Exact BPTT: returns ∂L/∂a_t (B, T, n) and ∂L/∂h_k (B, T + 1, n)."""
-    B, T, n = tr.a.shape
-    dA = np.empty((B, T, n))
-    dL_dh = np.empty((B, T + 1, n))
-    delta = direct[:, T].copy()
-    for t in range(T, 0, -1):
-        dL_dh[:, t] = delta
-        dA[:, t - 1] = delta * tr.dphi[:, t - 1]
-        delta = dA[:, t - 1] @ tr.W_hh + direct[:, t - 1]
-    dL_dh[:, 0] = delta
-    return dA, dL_dh
+def adjoints(trace, direct: np.ndarray) -> np.ndarray:
+    """Exact BPTT for any cell: λ_t = ∂L/∂s_t for t = 0 … T, (B, T + 1, s).
+
+    One O(T) backward loop through the trace protocol (:mod:`gradlab.cells.base`)::
+
+        λ_T = direct_T,     λ_{t−1} = λ_t J_t + direct_{t−1}
+
+    ``direct`` (B, T + 1, s) is the error injected at each state through its
+    own output (:func:`output_errors`, placed in the state layout).
+    ``trace.param_grads(adjoints(trace, direct))`` is then the exact gradient
+    of every cell parameter.
+    """
+    lam = np.empty_like(direct)
+    lam[:, trace.T] = direct[:, trace.T]
+    for t in range(trace.T, 0, -1):
+        lam[:, t - 1] = trace.vjp(lam[:, t], t) + direct[:, t - 1]
+    return lam
 
 
-def _backward_truncated(tr: Trace, direct: np.ndarray, steps: np.ndarray, K: int):
-    """The tutorial's truncated BPTT: output t reaches a_t … a_{t−K} only."""
-    B, T, n = tr.a.shape
-    dA = np.zeros((B, T, n))
+def truncated_adjoints(trace, direct: np.ndarray, steps: np.ndarray, K: int) -> np.ndarray:
+    """The tutorial's truncated BPTT for any cell: the adjoint sums λ̃_j, (B, T + 1, s).
+
+    The error of the output at each loss step t is sent back through steps
+    t, t − 1, …, t − K only (``bptt_truncate = K``)::
+
+        λ̃_j = Σ_{t ∈ steps, t − K ≤ j ≤ t} direct_t J_t J_{t−1} ⋯ J_{j+1}
+
+    so ``trace.param_grads(λ̃)`` is the truncated gradient. Not the gradient
+    of the loss once T > K + 1 (Williams & Peng 1990).
+    """
+    lam = np.zeros_like(direct)
     for t in steps:
-        da = direct[:, t] * tr.dphi[:, t - 1]
+        v = direct[:, t]
         for j in range(t, max(1, t - K) - 1, -1):
-            dA[:, j - 1] += da
+            lam[:, j] += v
             if j > 1:
-                da = (da @ tr.W_hh) * tr.dphi[:, j - 2]
-    return dA
+                v = trace.vjp(v, j)
+    return lam
+
+
+def cell_loss(cell, params, x, y, loss="mse", loss_steps="all", s0=None) -> float:
+    """The loss alone (a forward pass, no backward): for finite differences."""
+    return output_errors(params, cell.forward(params, x, s0), y, loss, loss_steps)[0]
 
 
 def loss_value(params: RNNParams, x, y, activation="tanh", loss="mse", loss_steps="all", h0=None) -> float:
-    """The loss alone (a forward pass, no backward): for finite differences."""
-    return output_errors(params, forward(params, x, activation, h0), y, loss, loss_steps)[0]
+    """The loss of a vanilla RNN alone (:func:`cell_loss` with ``RNNCell``)."""
+    return cell_loss(RNNCell(activation), params, x, y, loss, loss_steps, h0)

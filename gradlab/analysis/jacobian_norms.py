@@ -52,7 +52,6 @@ import numpy as np
 import scipy.linalg
 
 from ..errors import GradlabError
-from ..cells.trace import Trace
 
 METHODS = ("auto", "subspace", "exact", "svd")
 BLOCK = 8            # p: Krylov block size (converges with the gap σ_1 vs σ_{p+1})
@@ -110,9 +109,8 @@ def jacobian_norms(trace, pairs: str = "last", method: str = "auto", workers: in
 
     Parameters
     ----------
-    trace : Trace
-        Any object with ``B``, ``T``, ``state_size`` and ``right_multiply(P, t)``
-        (the vanilla :class:`~gradlab.trace.Trace`, or a gated cell's trace).
+    trace : StateTrace
+        The trace of any cell (the protocol of :mod:`gradlab.cells.base`).
     pairs : {"last", "all", "stride:K"}
     method : {"auto", "subspace", "exact", "svd"}
         How σ_max of each product is found: warm-started block Krylov
@@ -402,63 +400,35 @@ class ScaledFactors:
     With c_t ≥ ‖J_t‖₂ a product of scaled factors has norm ≤ 1, so it cannot
     overflow, and the factors of a saturated network (‖J_t‖ ~ 1e-13) do not
     drive a product into underflow within a few lags; Σ ln c_t is added back
-    to every log-norm. c_t = 1 where no bound is known (gated cells) or
-    J_t = 0.
+    to every log-norm. c_t comes from ``trace.step_norm_bounds()`` (the Cell
+    protocol, :mod:`gradlab.cells.base`); c_t = 1 where no bound is known
+    (gated cells) or J_t = 0.
 
     Attributes
     ----------
-    trace : Trace or a gated cell's trace
-    log_c : (B, T) ln c_t
+    trace : StateTrace
+    c : (B, T) c_t;  log_c : (B, T) ln c_t
     bound : (B, T) bound on ‖J_t / c_t‖₂: 1, 0 (J_t = 0) or inf (unknown)
-    dphi : (B, T, n) φ'(a_t) / c_t, for the vanilla Trace (else None)
     """
 
     trace: object
+    c: np.ndarray
     log_c: np.ndarray
     bound: np.ndarray
-    dphi: np.ndarray | None
 
     @classmethod
     def of(cls, trace) -> "ScaledFactors":
-        J_norm = step_norm_bounds(trace)
+        J_norm = trace.step_norm_bounds()
         c = np.where(np.isfinite(J_norm) & (J_norm > 0), J_norm, 1.0)
-        dphi = trace.dphi / c[:, :, None] if isinstance(trace, Trace) else None
-        return cls(trace, np.log(c), J_norm / c, dphi)
+        return cls(trace, c, np.log(c), J_norm / c)
 
     def first(self, ends: np.ndarray) -> np.ndarray:
         """J_t / c_t for each end step: (E, B, r, r), without multiplying an identity."""
-        if self.dphi is not None:
-            return self.dphi[:, ends - 1].transpose(1, 0, 2)[..., :, None] * self.trace.W_hh
-        trace, r = self.trace, self.trace.state_size
-        eye = np.broadcast_to(np.eye(r), (trace.B, r, r))
-        jac = getattr(trace, "jacobian", None)
-        return np.stack([jac(int(t)) if jac else trace.right_multiply(eye, int(t)) for t in ends])
+        return self.trace.scaled_jacobians(ends, self.c[:, ends - 1].T)
 
     def advance(self, P: np.ndarray, out: np.ndarray, steps: np.ndarray) -> None:
-        """out[e] ← P[e] J_{steps[e]} / c for P, out of shape (E, B, r, r) (may be the same array).
-
-        The vanilla trace is multiplied as one stack, (P diag(φ'/c)) W_hh; any
-        other trace through its ``right_multiply``.
-        """
-        if self.dphi is not None:
-            scaled = P * self.dphi[:, steps - 1].transpose(1, 0, 2)[:, :, None, :]
-            np.matmul(scaled, self.trace.W_hh, out=out)
-        else:
-            for e, t in enumerate(steps):
-                out[e] = self.trace.right_multiply(P[e], int(t))
-
-
-def step_norm_bounds(trace) -> np.ndarray:
-    """Upper bounds on ‖J_t‖₂ per sequence and step, (B, T); inf if unknown.
-
-    For the vanilla trace ‖diag(φ'(a_t)) W_hh‖₂ ≤ max|φ'(a_t)| σ_max(W_hh):
-    with ‖P J‖ ≤ ‖P‖ ‖J‖ this certifies σ_max of products whose top singular
-    values are exactly repeated (orthogonal W_hh, identity W_hh), where
-    Ritz-value bounds cannot.
-    """
-    if isinstance(trace, Trace):
-        return np.abs(trace.dphi).max(axis=2) * np.linalg.norm(trace.W_hh, 2)
-    return np.full((trace.B, trace.T), np.inf)
+        """out[e] ← P[e] J_{steps[e]} / c for P, out of shape (E, B, r, r) (may be the same array)."""
+        self.trace.right_multiply_many(P, steps, self.c[:, steps - 1].T, out)
 
 
 def _svd_sigma(P):

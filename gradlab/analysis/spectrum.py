@@ -8,8 +8,15 @@
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
+
+from ..cells.init import sigma_max, spectral_radius  # defined with the initialisers that set them exactly
+
+__all__ = ["eigenvalues", "singular_values", "spectral_radius", "sigma_max", "log_bound", "log_rate",
+           "spectrum_table", "StepBound", "step_bound", "recurrent_spectral_scale"]
 
 
 def eigenvalues(W: np.ndarray) -> np.ndarray:
@@ -21,16 +28,6 @@ def eigenvalues(W: np.ndarray) -> np.ndarray:
 def singular_values(W: np.ndarray) -> np.ndarray:
     """Singular values of W, (n,), largest first."""
     return np.linalg.svd(W, compute_uv=False)
-
-
-def spectral_radius(W: np.ndarray) -> float:
-    """ρ(W) = max |λ_i(W)|."""
-    return float(np.max(np.abs(np.linalg.eigvals(W))))
-
-
-def sigma_max(W: np.ndarray) -> float:
-    """σ_max(W) = ‖W‖₂, the γ_W of the bound."""
-    return float(np.linalg.svd(W, compute_uv=False)[0])
 
 
 def log_bound(lag: np.ndarray, W_hh: np.ndarray, gamma_h: float) -> np.ndarray:
@@ -56,3 +53,49 @@ def spectrum_table(W: np.ndarray) -> pd.DataFrame:
     sing = pd.DataFrame({"kind": "singular_value", "index": np.arange(sv.size),
                          "real": sv, "imag": 0.0, "abs": sv})
     return pd.concat([eig, sing], ignore_index=True)
+
+
+@dataclass(frozen=True)
+class StepBound:
+    """The constants that frame the measured ‖∂s_t/∂s_k‖ of one run, for any cell.
+
+    Attributes
+    ----------
+    factor : float
+        c with ‖∂s_t/∂s_k‖₂ ≤ c^(t−k) on this trajectory: σ_max(W) γ_h for a
+        cell whose step Jacobian is diag(φ'(a_t)) W (a bound for every
+        trajectory), else max_t ‖J_t‖₂ over the recorded steps
+        (submultiplicativity; a bound for this trajectory only).
+    gamma_h : float
+        sup|φ'| (nan for a cell without a single φ, e.g. the gated cells).
+    rate : float
+        ρ(W), the asymptotic rate of a linear network (Gelfand), not a bound;
+        nan for a cell without such a W (its rate is λ₁, ``summary["lyapunov"]``).
+    matrix_name : str
+        What :attr:`matrix` is: ``"W_hh"``, or ``"J_T"`` (the last step
+        Jacobian of sequence 0) for a cell without one recurrent matrix.
+    matrix : (s, s) the matrix whose spectrum the run reports
+    """
+
+    factor: float
+    gamma_h: float
+    rate: float
+    matrix_name: str
+    matrix: np.ndarray
+
+
+def step_bound(cell, params, trace) -> StepBound:
+    """The :class:`StepBound` of a run: from the cell's ``step_matrix`` when it has one, else from the trace."""
+    linear = getattr(cell, "step_matrix", lambda p: None)(params)
+    if linear is not None:
+        W, gamma = linear
+        return StepBound(sigma_max(W) * gamma, gamma, spectral_radius(W), "W_hh", W)
+    smax = max(float(np.max(np.linalg.svd(trace.jacobian(t), compute_uv=False)[:, 0]))
+               for t in range(1, trace.T + 1))
+    return StepBound(smax, float("nan"), float("nan"), "J_T", trace.jacobian(trace.T)[0])
+
+
+def recurrent_spectral_scale(cell, params) -> tuple[float, float]:
+    """(ρ, σ_max) of the recurrent weights: of W_hh, or the largest over a gated cell's n × n gate blocks."""
+    blocks = list(cell.recurrent_blocks(params).values())
+    return max(spectral_radius(W) for W in blocks), max(sigma_max(W) for W in blocks)

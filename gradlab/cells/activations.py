@@ -35,17 +35,28 @@ class Activation:
         ``a -> (φ(a), φ'(a))``, both with the shape of ``a``.
     gamma : float
         ``sup_a |φ'(a)|``, the constant γ_h of the bound (γ_W γ_h)^(t−k).
+    kinks : tuple of float
+        Where φ' jumps (ReLU: 0). A finite difference whose ±ε moves a
+        pre-activation across a kink is not a derivative
+        (:func:`gradlab.analysis.gradcheck.finite_difference_grads` leaves such entries out).
     """
 
     name: str
     value_and_derivative: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
     gamma: float
+    kinks: tuple[float, ...] = ()
 
     def __call__(self, a: np.ndarray) -> np.ndarray:
         return self.value_and_derivative(a)[0]
 
     def derivative(self, a: np.ndarray) -> np.ndarray:
         return self.value_and_derivative(a)[1]
+
+    def side_of_kinks(self, a: np.ndarray) -> np.ndarray | None:
+        """How many kinks lie below each pre-activation (int array like ``a``); None without kinks."""
+        if not self.kinks:
+            return None
+        return sum((a > k).astype(np.int8) for k in self.kinks)
 
 
 def _tanh(a):
@@ -70,7 +81,7 @@ def _linear(a):
 ACTIVATIONS: dict[str, Activation] = {
     "tanh": Activation("tanh", _tanh, 1.0),
     "sigmoid": Activation("sigmoid", _sigmoid, 0.25),
-    "relu": Activation("relu", _relu, 1.0),
+    "relu": Activation("relu", _relu, 1.0, kinks=(0.0,)),
     "linear": Activation("linear", _linear, 1.0),
 }
 

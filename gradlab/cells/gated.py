@@ -10,12 +10,9 @@ G gates::
 and the block of gate ``q`` is rows ``[j n, (j + 1) n)`` where j is the
 gate's position. The read-out o_t = W_hy h_t + b_y is as for the vanilla RNN.
 
-The cells themselves are in :mod:`gradlab.lstm` and :mod:`gradlab.gru`; both
-record a trace with the same protocol as :class:`gradlab.trace.Trace`
-(``B``, ``T``, ``state_size``, ``right_multiply(P, t)``, ``vjp(v, t)``,
-``jacobian(t)``), so :func:`gradlab.jacobian_norms`,
-:func:`gradlab.gradient_norms.log_loss_grad_norms` and
-:mod:`gradlab.lyapunov` work on them unchanged.
+The cells themselves are in :mod:`gradlab.cells.lstm` and
+:mod:`gradlab.cells.gru`; both implement the Cell protocol of
+:mod:`gradlab.cells.base`, so every analysis works on them unchanged.
 
 Initialisation (``gradlab run --cell lstm|gru``) reuses the vanilla RNN's
 initialisers block by block, so that ``--init``/``--radius`` mean the same
@@ -33,10 +30,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import GradlabError, check_choice
+from .base import StateTrace
 from .init import init_recurrent
 from .weights import read_npz, read_readout
 
 GATES = {"lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n")}
+GATED_PARAM_NAMES = ("W_ih", "W_hh", "b_ih", "b_hh", "W_hy", "b_y")
 
 
 @dataclass(frozen=True)
@@ -93,6 +92,9 @@ class GatedParams:
         """The rows of ``W_ih``/``W_hh``/``b_ih``/``b_hh`` belonging to one gate, e.g. ``block("W_hh", "f")``."""
         j = GATES[self.cell].index(gate)
         return getattr(self, name)[j * self.n:(j + 1) * self.n]
+
+    def as_dict(self) -> dict[str, np.ndarray]:
+        return {name: getattr(self, name) for name in GATED_PARAM_NAMES}
 
     def replace(self, **arrays: np.ndarray) -> "GatedParams":
         return dataclasses.replace(self, **arrays)
@@ -157,7 +159,7 @@ def save_gated_weights(path, params: GatedParams) -> None:
              bias_hh_l0=params.b_hh, **{"fc.weight": params.W_hy, "fc.bias": params.b_y})
 
 
-class GatedTrace:
+class GatedTrace(StateTrace):
     """What every gated trace derives from its states ``h`` (B, T + 1, n) and ``right_multiply`` (P ↦ P J_t).
 
     Subclasses define ``h``, ``state_size`` and ``right_multiply``.
@@ -191,77 +193,8 @@ class GatedTrace:
         return out
 
 
-def gated_params(config, rng: np.random.Generator) -> GatedParams:
-    """The parameters a :class:`~gradlab.RunConfig` with ``cell`` lstm/gru asks for (loaded or drawn)."""
-    if config.weights is not None:
-        return load_gated_weights(config.weights, config.cell, rng, config.outputs)
-    return init_gated_params(config.cell, config.hidden, config.inputs, config.outputs, config.init,
-                             config.radius, rng, config.scale_by, config.input_scale)
-
-
 def forward_gated(params: GatedParams, x: np.ndarray):
-    """Run the cell ``params.cell`` over a batch: an :class:`~gradlab.lstm.LSTMTrace` or :class:`~gradlab.gru.GRUTrace`."""
-    from .gru import forward_gru
-    from .lstm import forward_lstm
+    """Run the cell ``params.cell`` over a batch: an :class:`~gradlab.cells.lstm.LSTMTrace` or :class:`~gradlab.cells.gru.GRUTrace`."""
+    from . import make_cell
 
-    return forward_lstm(params, x) if params.cell == "lstm" else forward_gru(params, x)
-
-
-def analyse_gated(model):
-    """:func:`gradlab.analyse` for an LSTM or GRU: the same tables, read for a gated cell.
-
-    There is no single recurrent matrix, so the columns that the vanilla RNN
-    takes from W_hh come from the recorded state Jacobians J_t instead:
-
-    * ``spectrum.csv``: eigen- and singular values of J_T, the last step's
-      state Jacobian of sequence 0 (2n × 2n for an LSTM).
-    * ``log10_bound`` = lag · log10 max_{t,b} ‖J_t‖₂: a bound on every
-      measured ‖∂s_t/∂s_k‖ of this trajectory (submultiplicativity), not an
-      a-priori one.
-    * ``log10_rate`` = lag · λ_1 / ln 10 with λ_1 the largest Lyapunov
-      exponent of the trace (:mod:`gradlab.lyapunov`, averaged over
-      sequences): the asymptotic rate.
-    * ``grads.csv``: ‖∂L/∂s_k‖ for the full state (h_k, C_k) of an LSTM.
-    * LSTM only, ``cell_state.csv``: log10‖∏ ∂C_j/∂C_{j−1}‖ with the full
-      (four-term) and the forget-gate-only cell-to-cell Jacobians, and the
-      exact log10‖∂C_t/∂C_k‖ (:func:`gradlab.lstm.exact_cell_state_norms`).
-    """
-    from ..analysis.bptt import output_errors
-    from ..analysis.gradient_norms import log_loss_grad_norms
-    from ..analysis.jacobian_norms import fit_growth_rate, jacobian_norms, largest_singular_value
-    from .lstm import cell_state_trace, exact_cell_state_norms
-    from ..analysis.lyapunov import largest_lyapunov
-    from ..experiments.runner import LOG10_E, RunResult, grads_table, norms_table
-    from ..analysis.spectrum import spectral_radius, spectrum_table
-
-    cfg, params = model.config, model.params
-    trace = forward_gated(params, model.x)
-    norms = jacobian_norms(trace, cfg.pairs)
-    loss, _, direct = output_errors(params, trace, model.y, cfg.loss_name, cfg.loss_steps)
-    log_grads = log_loss_grad_norms(trace, trace.embed_h(direct))
-    J_T = trace.jacobian(trace.T)[0]
-    smax = max(float(np.max(largest_singular_value(trace.jacobian(t)))) for t in range(1, trace.T + 1))
-    lam = float(np.mean(largest_lyapunov(trace)))
-    summary = {
-        "rho": spectral_radius(J_T),
-        "sigma_max": smax,
-        "gamma_h": 1.0,   # the gates' derivatives are inside J_t already
-        "growth_rate": fit_growth_rate(norms.lag, norms.log_norm),
-        "bound_rate": float(np.log(smax)),
-        "asymptotic_rate": lam,
-        "lyapunov": lam,
-        "loss": loss,
-    }
-    tables = {
-        "norms": norms_table(norms, smax, np.exp(lam)),
-        "spectrum": spectrum_table(J_T),
-        "grads": grads_table(log_grads),
-    }
-    if params.cell == "lstm":
-        full, forget = (jacobian_norms(cell_state_trace(trace, w), cfg.pairs) for w in ("full", "forget"))
-        table = norms_table(full, 1.0, 1.0)[["seq", "t", "k", "lag"]]
-        table["log10_norm_full"] = full.log_norm.ravel() * LOG10_E
-        table["log10_norm_forget"] = forget.log_norm.ravel() * LOG10_E
-        table["log10_norm_exact"] = exact_cell_state_norms(trace, cfg.pairs).log_norm.ravel() * LOG10_E
-        tables["cell_state"] = table
-    return RunResult(model, trace, norms, log_grads, summary, tables)
+    return make_cell(params.cell).forward(params, x)

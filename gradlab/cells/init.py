@@ -9,8 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import check_choice, check_positive_int, check_positive_number
-from .params import RNNParams
-from ..analysis.spectrum import sigma_max, spectral_radius
+from .activations import ACTIVATIONS
 
 INITS = ("gaussian", "orthogonal", "identity")
 SCALE_BY = ("radius", "sigma_max")
@@ -58,31 +57,25 @@ def init_recurrent(
     return W * (radius / current)
 
 
-def init_params(
-    n: int,
-    d: int,
-    m: int | None = None,
-    init: str = "gaussian",
-    radius: float = 1.0,
-    rng: np.random.Generator | None = None,
-    scale_by: str = "radius",
-    input_scale: float = 1.0,
-) -> RNNParams:
-    """Random RNN parameters: W_hh from :func:`init_recurrent`, the rest small.
+def spectral_radius(W: np.ndarray) -> float:
+    """ρ(W) = max |λ_i(W)|."""
+    return float(np.max(np.abs(np.linalg.eigvals(W))))
 
-    ``W_xh`` has i.i.d. N(0, input_scale²/d) entries, ``W_hy`` N(0, 1/n); both
-    biases start at zero. ``m`` defaults to ``d`` (next-symbol prediction).
+
+def sigma_max(W: np.ndarray) -> float:
+    """σ_max(W) = ‖W‖₂, the γ_W of the bound."""
+    return float(np.linalg.svd(W, compute_uv=False)[0])
+
+
+def check_initial_network(config) -> None:
+    """Validate the fields every config shares: the initial network and its seed.
+
+    ``activation``, ``init``, ``radius``, ``scale_by``, ``input_scale``, ``seed``
+    (:class:`RunConfig` and :class:`gradlab.training.TrainConfig`).
     """
-    check_positive_int(d, "input size d")
-    m = d if m is None else m
-    check_positive_int(m, "output size m")
-    rng = np.random.default_rng() if rng is None else rng
-    W_hh = init_recurrent(n, init, radius, rng, scale_by)
-    return RNNParams(
-        W_xh=rng.standard_normal((n, d)) * (input_scale / np.sqrt(d)),
-        W_hh=W_hh,
-        b_h=np.zeros(n),
-        W_hy=rng.standard_normal((m, n)) / np.sqrt(n),
-        b_y=np.zeros(m),
-    )
-
+    check_choice(config.activation, ACTIVATIONS, "activation")
+    check_choice(config.init, INITS, "init")
+    check_positive_number(config.radius, "radius")
+    check_choice(config.scale_by, SCALE_BY, "scale_by")
+    check_positive_number(config.input_scale, "input_scale")
+    check_positive_int(config.seed, "seed", minimum=0)

@@ -1,14 +1,14 @@
-"""Weights and input files shared with PyTorch.
+"""Weights files: PyTorch state dicts saved with ``numpy.savez``, for every cell.
 
-Weights are ``.npz`` files with PyTorch ``nn.RNN`` state-dict names, so a
-network trained elsewhere can be analysed::
+A network trained elsewhere can be analysed::
 
     np.savez("rnn.npz", **{k: v.numpy() for k, v in rnn.state_dict().items()})
 
 A whole model's state dict works too when the RNN sits under one module
 prefix (``rnn.weight_hh_l0``); its read-out is used when named ``fc``.
 A stacked (``*_l1``, …) or bidirectional (``*_reverse``) network is refused:
-gradlab analyses one layer in one direction.
+gradlab analyses one layer in one direction. Which arrays a cell takes is
+the cell's own business (``Cell.from_state_dict``); for the vanilla RNN:
 
 =================  =======  ==========================================
 key                shape    meaning
@@ -20,78 +20,25 @@ key                shape    meaning
 ``fc.weight``      (m, n)   read-out W_hy (optional; random if absent)
 ``fc.bias``        (m,)     read-out b_y (optional, default 0)
 =================  =======  ==========================================
+
+An LSTM or GRU has the same keys with G = 4 or 3 gate blocks stacked in
+PyTorch's order (:mod:`gradlab.cells.gated`).
 """
 from __future__ import annotations
 
-import hashlib
 import re
-import zipfile
-from pathlib import Path
 
 import numpy as np
 
 from ..errors import GradlabError
-from .params import RNNParams
+from ..io.files import file_sha256, load_inputs, read_arrays  # noqa: F401  (public here before 0.2)
 
 REQUIRED = ("weight_ih_l0", "weight_hh_l0")
-ZIP_MAGIC = b"PK"                # .npz is a zip archive
-NPY_MAGIC = b"\x93NUMPY"
-
-
-def _check_magic(path: Path, magic: bytes, role: str, expected: str) -> None:
-    """Refuse a missing file or one of the wrong type before numpy guesses at it.
-
-    Given a .npy where a .npz belongs (or the reverse) ``np.load`` returns the
-    other kind of object, and for text it reports "pickled data"; the first
-    bytes say what the file is.
-    """
-    try:
-        with open(path, "rb") as f:
-            head = f.read(len(magic))
-    except FileNotFoundError:
-        raise GradlabError(f"{role} file {str(path)!r} does not exist") from None
-    except OSError as e:
-        raise GradlabError(f"cannot read {role} file {str(path)!r}: {e}") from None
-    if head != magic:
-        raise GradlabError(f"{role} file {str(path)!r} is not a {expected}")
-
-
-def load_weights(path, rng: np.random.Generator | None = None, m: int | None = None) -> RNNParams:
-    """Read RNN parameters from a PyTorch-named ``.npz`` file.
-
-    A missing read-out (``fc.weight``) is drawn N(0, 1/n) from ``rng`` with
-    ``m`` outputs (default: d).
-    """
-    arrays = read_npz(path, REQUIRED)
-    W_xh, W_hh = arrays["weight_ih_l0"], arrays["weight_hh_l0"]
-    if W_hh.ndim != 2 or W_hh.shape[0] != W_hh.shape[1]:
-        raise GradlabError(f"weight_hh_l0 in {str(path)!r} must be square (n, n), got {W_hh.shape}")
-    n = W_hh.shape[0]
-    b_h = np.zeros(n)
-    for key in ("bias_ih_l0", "bias_hh_l0"):
-        if key in arrays:
-            if arrays[key].shape != (n,):
-                raise GradlabError(f"{key} in {str(path)!r} has shape {arrays[key].shape}, expected ({n},)")
-            b_h = b_h + arrays[key]
-    W_hy, b_y = read_readout(arrays, n, W_xh.shape[1] if W_xh.ndim == 2 else 1, rng, m)
-    try:
-        return RNNParams(W_xh=W_xh, W_hh=W_hh, b_h=b_h, W_hy=W_hy, b_y=b_y)
-    except GradlabError as e:
-        raise GradlabError(f"weights file {str(path)!r}: {e}") from None
 
 
 def read_npz(path, required=REQUIRED) -> dict[str, np.ndarray]:
     """All arrays of a weights file as float64, checking that ``required`` keys are present."""
-    path = Path(path)
-    _check_magic(path, ZIP_MAGIC, "weights", ".npz file (numpy.savez)")
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {k: _real_array(f[k], k, path) for k in f.files}
-    except GradlabError:
-        raise
-    except (OSError, ValueError, zipfile.BadZipFile) as e:
-        raise GradlabError(f"cannot read weights file {str(path)!r}: {e}") from None
-    arrays = strip_module_prefix(arrays, required)
+    arrays = strip_module_prefix(read_arrays(path), required)
     missing = [k for k in required if k not in arrays]
     if missing:
         raise GradlabError(f"weights file {str(path)!r} lacks {', '.join(missing)} (has: {', '.join(sorted(arrays)) or 'nothing'})")
@@ -100,14 +47,6 @@ def read_npz(path, required=REQUIRED) -> dict[str, np.ndarray]:
             raise GradlabError(f"weights file {str(path)!r}: {key} is empty (shape {arrays[key].shape})")
     check_one_layer(arrays, path)
     return arrays
-
-
-def _real_array(value: np.ndarray, key: str, path) -> np.ndarray:
-    """One array of a weights file as float64; complex numbers are refused, not cut to their real part."""
-    if np.iscomplexobj(value):
-        raise GradlabError(f"weights file {str(path)!r}: {key} holds complex numbers ({value.dtype}), "
-                           "expected real ones")
-    return np.asarray(value, dtype=np.float64)
 
 
 _LAYER_KEY = re.compile(r"^(?:weight|bias)_(?:ih|hh|hr)_l(\d+)(_reverse)?$")
@@ -159,35 +98,29 @@ def read_readout(arrays: dict, n: int, d: int, rng: np.random.Generator | None, 
     return rng.standard_normal((m, n)) / np.sqrt(n), np.zeros(m)
 
 
-def save_weights(path, params: RNNParams) -> None:
-    """Write parameters with PyTorch names (all of b_h goes to ``bias_ih_l0``)."""
-    np.savez(
-        path,
-        weight_ih_l0=params.W_xh,
-        weight_hh_l0=params.W_hh,
-        bias_ih_l0=params.b_h,
-        bias_hh_l0=np.zeros_like(params.b_h),
-        **{"fc.weight": params.W_hy, "fc.bias": params.b_y},
-    )
+def load_params(cell, path, rng: np.random.Generator | None = None, m: int | None = None):
+    """Read ``cell``'s parameters from a PyTorch-named ``.npz`` file (:meth:`Cell.from_state_dict`).
+
+    A missing read-out (``fc.weight``) is drawn N(0, 1/n) from ``rng`` with
+    ``m`` outputs (default: d).
+    """
+    return cell.from_state_dict(read_npz(path, REQUIRED), str(path), rng, m)
 
 
-def load_inputs(path) -> np.ndarray:
-    """Read an input sequence from ``.npy``: (T, d) / (B, T, d) real or (T,) / (B, T) token ids."""
-    path = Path(path)
-    _check_magic(path, NPY_MAGIC, "input", ".npy file (numpy.save)")
-    try:
-        x = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise GradlabError(f"cannot read input file {str(path)!r}: {e}") from None
-    if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
-        raise GradlabError(f"input file {str(path)!r} holds {x.dtype}, expected floats or integer token ids")
-    return x
+def save_params(cell, path, params) -> None:
+    """Write ``cell``'s parameters with PyTorch names (loadable into the matching ``nn`` module)."""
+    np.savez(path, **cell.state_dict(params))
 
 
-def file_sha256(path) -> str:
-    """SHA-256 of a file's bytes (hex): which weights or inputs a run read, whatever the file is called now."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def load_weights(path, rng: np.random.Generator | None = None, m: int | None = None):
+    """Read vanilla-RNN parameters (:class:`~gradlab.cells.rnn.RNNParams`) from a ``.npz`` file."""
+    from .rnn import RNNCell
+
+    return load_params(RNNCell(), path, rng, m)
+
+
+def save_weights(path, params) -> None:
+    """Write vanilla-RNN parameters with PyTorch names (all of b_h goes to ``bias_ih_l0``)."""
+    from .rnn import RNNCell
+
+    save_params(RNNCell(), path, params)

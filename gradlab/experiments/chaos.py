@@ -23,10 +23,8 @@ from ..cells.activations import get_activation
 from ..errors import GradlabError, check_positive_int
 from ..analysis.lyapunov import largest_lyapunov
 from ..analysis.mean_field import compute_mean_field, critical_gain
-from ..cells.params import RNNParams
-from ..io.results import manifest, results_folder, write_csv, write_json
-from ..cells.rnn import forward
-from ..cells.trace import Trace
+from ..io.results import write_results
+from ..cells.rnn import RNNParams, Trace, forward
 
 DEFAULT_GAINS = {"tanh": "0.25:3:0.125", "sigmoid": "1:16:0.5", "relu": "0.25:2.5:0.125"}
 MAX_GAINS = 1000   # a START:STOP:STEP with a tiny step would otherwise ask for billions of networks
@@ -167,10 +165,7 @@ def lyapunov_sweep(grid: dict, n: int = 200, steps: int = 1000, warmup: int = 10
 
 def write_lyapunov(tables: dict, out, force: bool = False, config: dict | None = None) -> None:
     """Write ``lyapunov.csv``, ``mean_field.csv``, ``transitions.csv`` and ``manifest.json`` atomically."""
-    with results_folder(out, force) as tmp:
-        for name, table in tables.items():
-            write_csv(tmp / f"{name}.csv", table)
-        write_json(tmp / "manifest.json", manifest("lyapunov", config or {}))
+    write_results(out, tables, "lyapunov", config or {}, force=force)
 
 
 # What `gradlab reproduce` measures for the `lyapunov` figure (full, and --quick).

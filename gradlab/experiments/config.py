@@ -9,13 +9,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, fields
 
-from ..cells.activations import ACTIVATIONS
-from ..errors import GradlabError, check_choice, check_positive_int, check_positive_number
-from ..cells.init import INITS, SCALE_BY
 from ..analysis.jacobian_norms import end_steps
 from ..analysis.losses import LOSS_STEPS, LOSSES
-
-CELLS = ("rnn", "lstm", "gru")
+from ..cells import CELLS, make_cell
+from ..cells.init import check_initial_network
+from ..errors import GradlabError, check_choice, check_positive_int, config_from_dict
 
 
 @dataclass(frozen=True)
@@ -84,10 +82,7 @@ class RunConfig:
             check_positive_int(self.outputs, "outputs")
         check_initial_network(self)
         check_choice(self.loss_steps, LOSS_STEPS, "loss_steps")
-        check_choice(self.cell, CELLS, "cell")
-        if self.cell != "rnn" and self.activation != "tanh":
-            raise GradlabError(f"activation {self.activation!r} applies to cell 'rnn' only; "
-                               f"an {self.cell} has fixed sigmoid/tanh gates")
+        make_cell(self.cell, self.activation)    # an unknown cell, or a φ the cell does not take, fails here
         if self.loss is not None:
             check_choice(self.loss, LOSSES, "loss")
         if not isinstance(self.tokens, bool):
@@ -109,33 +104,3 @@ class RunConfig:
     def from_dict(cls, values: dict) -> "RunConfig":
         """Build from a plain dict (a sweep point); unknown keys are an error."""
         return config_from_dict(cls, values, "run")
-
-
-def check_initial_network(config) -> None:
-    """Validate the fields every config shares: the initial network and its seed.
-
-    ``activation``, ``init``, ``radius``, ``scale_by``, ``input_scale``, ``seed``
-    (:class:`RunConfig` and :class:`gradlab.training.TrainConfig`).
-    """
-    check_choice(config.activation, ACTIVATIONS, "activation")
-    check_choice(config.init, INITS, "init")
-    check_positive_number(config.radius, "radius")
-    check_choice(config.scale_by, SCALE_BY, "scale_by")
-    check_positive_number(config.input_scale, "input_scale")
-    check_positive_int(config.seed, "seed", minimum=0)
-
-
-def check_rnn_cell(config: RunConfig, what: str) -> None:
-    """BPTT parameter gradients (``gradlab check``, truncation sweeps) exist for the vanilla RNN only."""
-    if config.cell != "rnn":
-        raise GradlabError(f"{what} needs cell 'rnn' (it compares BPTT parameter gradients), got cell {config.cell!r}")
-
-
-def config_from_dict(cls, values: dict, noun: str):
-    """``cls(**values)`` for a config dataclass, naming any unknown key (``unknown <noun> parameter``)."""
-    known = {f.name for f in fields(cls)}
-    for key in values:
-        if key not in known:
-            raise GradlabError(f"unknown {noun} parameter {key!r}; known: {', '.join(sorted(known))}")
-    return cls(**values)
-

@@ -56,14 +56,14 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from ..cells.activations import get_activation
-from .config import RunConfig, check_rnn_cell
+from .config import RunConfig
 from ..errors import GradlabError, check_choice, check_positive_int
 from ..analysis.gradcheck import truncation_errors
-from ..io.results import (FolderRefused, check_new_folder, code_fingerprint, manifest, replaced_folder, results_folder,
-                      same_code, write_csv, write_json)
-from .runner import analyse, build_model, finite_forward, norms_by_lag
-from ..analysis.spectrum import sigma_max, spectral_radius
+from ..io.results import (FolderRefused, check_new_folder, code_fingerprint, manifest, replaced_folder, same_code,
+                          write_csv, write_json, write_results, write_tables)
+from ..analysis.tables import norms_by_lag
+from .runner import analyse, build_model, finite_forward
+from ..analysis.spectrum import recurrent_spectral_scale, step_bound
 from ..training.loop import TrainConfig, train
 
 try:
@@ -235,9 +235,7 @@ def make_config(kind: str, params: dict):
             raise GradlabError("a truncation sweep needs the parameter 'truncate' (K of bptt_truncate)")
         K = rest.pop("truncate")
         check_positive_int(K, "truncate", minimum=0)
-        config = RunConfig.from_dict(rest)
-        check_rnn_cell(config, "a truncation sweep")
-        return config, K
+        return RunConfig.from_dict(rest), K
     return RunConfig.from_dict(params)
 
 
@@ -295,12 +293,12 @@ def _compute(kind: str, params: dict, quiet: bool) -> tuple[dict, dict]:
     if kind == "truncation":
         config, K = config
         model = build_model(config)
-        finite_forward(model)
+        trace = finite_forward(model)[0]
         c = model.config
-        errors = truncation_errors(model.params, model.x, model.y, [K], c.activation, c.loss_name, c.loss_steps)
-        W_hh = model.params.W_hh
-        summary = {"rho": spectral_radius(W_hh), "sigma_max": sigma_max(W_hh),
-                   "gamma_h": get_activation(c.activation).gamma,
+        errors = truncation_errors(model.params, model.x, model.y, [K], loss=c.loss_name, loss_steps=c.loss_steps,
+                                   cell=model.cell)
+        rho, smax = recurrent_spectral_scale(model.cell, model.params)
+        summary = {"rho": rho, "sigma_max": smax, "gamma_h": step_bound(model.cell, model.params, trace).gamma_h,
                    "rel_error": float(errors.loc[errors["parameter"] == "all", "rel_error"].iloc[0])}
         return summary, {"truncation": errors.drop(columns="truncate")}
     result = analyse(config)
@@ -447,8 +445,7 @@ def _write_manifest(spec: SweepSpec, out: Path, n_runs: int, finished: bool, cod
 def _commit_part(folder: Path, tables: dict) -> None:
     """Write one run's tables as a folder that appears whole or not at all."""
     with replaced_folder(folder) as tmp:
-        for name, table in tables.items():
-            write_csv(tmp / f"{name}.csv", table)
+        write_tables(tmp, tables)
 
 
 def _merge_parts(out: Path, runs: list[Run]) -> tuple[str, ...]:
@@ -577,12 +574,9 @@ def write_single_run(kind: str, params: dict, out, force: bool = False, quiet: b
     check_new_folder(out, force)  # fail before computing
     run = Run("r0000", _sha({"kind": kind, "params": params})[:16], params)
     tables = run_tables(kind, run, quiet=quiet)
-    with results_folder(out, force) as tmp:
-        for name, table in tables.items():
-            write_csv(tmp / f"{name}.csv", table)
-        row = tables["runs"].iloc[0]
-        summary = {k: v for k, v in row.items() if k not in params and k != "run_id"}
-        write_json(tmp / "manifest.json", manifest(kind, config.to_dict(), summary=summary))
+    row = tables["runs"].iloc[0]
+    summary = {k: v for k, v in row.items() if k not in params and k != "run_id"}
+    write_results(out, tables, kind, config.to_dict(), force=force, summary=summary)
     return tables
 
 

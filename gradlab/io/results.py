@@ -176,6 +176,25 @@ def results_folder(out, force: bool = False):
         yield tmp
 
 
+def write_tables(folder: Path, tables: dict) -> None:
+    """Write each table as ``folder/<name>.csv`` (atomically, floats at full precision)."""
+    for name, table in tables.items():
+        write_csv(Path(folder) / f"{name}.csv", table)
+
+
+def write_results(out, tables: dict, kind: str, config: dict, force: bool = False, **extra) -> Path:
+    """Write a results folder: every table as ``<name>.csv`` and a ``manifest.json`` (:func:`manifest`).
+
+    The one writer of results folders (``gradlab run``, ``train``,
+    ``lyapunov``): the folder appears complete or not at all, and an existing
+    one is refused as :func:`check_new_folder` says unless ``force``.
+    """
+    with results_folder(out, force) as tmp:
+        write_tables(tmp, tables)
+        write_json(tmp / "manifest.json", manifest(kind, config, **extra))
+    return Path(out)
+
+
 @contextmanager
 def replaced_folder(out: Path):
     """Build a folder in a temporary sibling of ``out``, then swap it in for whatever ``out`` holds."""

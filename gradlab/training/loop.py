@@ -27,13 +27,11 @@ from tqdm import tqdm
 from ..cells.activations import ACTIVATIONS
 from ..analysis.bptt import loss_and_grads, loss_step_indices, output_errors
 from .clipping import CLIPPINGS, get_clipping, global_norm
-from ..experiments.config import check_initial_network, config_from_dict
-from ..errors import GradlabError, check_choice, check_positive_int, check_positive_number
-from ..cells.init import init_params
+from ..cells.init import check_initial_network
+from ..errors import GradlabError, check_choice, check_positive_int, check_positive_number, config_from_dict
 from ..analysis.jacobian_norms import jacobian_norms
-from ..cells.params import PARAM_NAMES, RNNParams
-from ..cells.rnn import forward
-from ..experiments.runner import norms_by_lag, norms_table
+from ..cells.rnn import PARAM_NAMES, RNNParams, forward, init_params
+from ..analysis.tables import norms_by_lag, norms_table
 from ..analysis.spectrum import sigma_max, spectral_radius
 from .tasks import TASKS, Task, TaskBatch, get_task
 

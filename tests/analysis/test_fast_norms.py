@@ -173,12 +173,15 @@ def test_a_failing_lane_stops_the_other_at_once(monkeypatch):
     assert len(calls) == 2 and max(calls.values()) < 60, calls
 
 
-class OpaqueTrace:
-    """A trace seen only through the generic interface (like a gated cell's)."""
+class OpaqueTrace(gl.StateTrace):
+    """A trace seen only through the protocol's required methods (no norm bound, no stacked product)."""
 
     def __init__(self, trace):
-        self._trace = trace
-        self.B, self.T, self.state_size = trace.B, trace.T, trace.n
+        self._trace, self.h = trace, trace.h
+
+    @property
+    def state_size(self):
+        return self._trace.n
 
     def right_multiply(self, P, t):
         return self._trace.right_multiply(P, t)

@@ -66,8 +66,9 @@ def test_gradient_check_table():
     p, x = make_model("tanh", n=3, d=2, m=2, B=2, T=5)
     y = draw_targets(np.random.default_rng(0), "mse", "all", 2, 5, 2)
     table = gl.gradient_check(p, x, y, "tanh", "mse", "all")
-    assert list(table.columns) == ["parameter", "entries", "bptt_vs_fd"]
+    assert list(table.columns) == ["parameter", "entries", "kinks", "bptt_vs_fd"]
     assert list(table.parameter) == list(gl.PARAM_NAMES)
+    assert (table.kinks == 0).all()                           # tanh is smooth: nothing is left out
     assert list(table.entries) == [getattr(p, name).size for name in gl.PARAM_NAMES]
     assert table.bptt_vs_fd.max() < 1e-7
 
@@ -101,3 +102,52 @@ def test_truncation_errors_vanish_at_K_equal_T_minus_1():
         per = group[group.parameter != "all"].rel_error
         overall = group[group.parameter == "all"].rel_error.item()
         assert per.min() - 1e-15 <= overall <= per.max() + 1e-15, K
+
+
+def relu_problem():
+    """The defaults of `gradlab check --activation relu` (n 32, d 4, T 100, B 4), where ±ε crosses 0 somewhere."""
+    model = gl.build_model(gl.RunConfig(activation="relu"))
+    return model.params, model.x, model.y
+
+
+def test_relu_entries_whose_perturbation_crosses_the_kink_are_left_out_and_the_rest_pass():
+    """Issue 12.1: central differences across ReLU's kink measure the jump, not the derivative (2e-4 for
+    W_hh at the CLI's defaults); those entries are found, counted and left out, and the rest agree with BPTT."""
+    p, x, y = relu_problem()
+    fd, kinks = gl.finite_difference_grads(p, x, y, "relu", "mse", "all", with_kinks=True)
+    bptt = gl.loss_and_grads(p, x, y, "relu", "mse", "all").grads
+    crossed = kinks["W_hh"]
+    assert 0 < crossed.sum() < crossed.size // 10
+    # Where a unit switched, the difference quotient is not the derivative; elsewhere it is.
+    assert relative_error(bptt["W_hh"], fd["W_hh"]) > 1e-6
+    assert relative_error(bptt["W_hh"][~crossed], fd["W_hh"][~crossed]) < 1e-8
+    # An entry is marked only if its ±ε pass really moved some pre-activation across 0.
+    name, i = "W_hh", tuple(np.argwhere(crossed)[0])
+    base = gl.forward(p, x, "relu").a > 0
+    moved = []
+    for sign in (1, -1):
+        W = p.W_hh.copy()
+        W[i] += sign * 1e-5
+        moved.append(np.any((gl.forward(p.replace(W_hh=W), x, "relu").a > 0) != base))
+    assert any(moved)
+    table = gl.gradient_check(p, x, y, "relu", "mse", "all").set_index("parameter")
+    assert table.loc["W_hh", "kinks"] == crossed.sum()
+    assert table.bptt_vs_fd.max() < 1e-6
+
+
+def test_a_wrong_relu_gradient_still_fails_the_check(monkeypatch):
+    """Leaving kinked entries out must not hide a real error: a BPTT off by 1e-4 of its scale fails."""
+    import gradlab.analysis.gradcheck as gc
+
+    p, x, y = relu_problem()
+    real = gc.gradients
+
+    def off_by_a_little(*args, **kwargs):
+        g = real(*args, **kwargs)
+        g.grads["W_hh"] = g.grads["W_hh"] * (1 + 1e-4)
+        return g
+
+    monkeypatch.setattr(gc, "gradients", off_by_a_little)
+    table = gl.gradient_check(p, x, y, "relu", "mse", "all").set_index("parameter")
+    assert table.loc["W_hh", "bptt_vs_fd"] > 1e-6
+    assert table.drop(index="W_hh").bptt_vs_fd.max() < 1e-6

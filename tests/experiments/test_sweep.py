@@ -326,7 +326,6 @@ BAD_SPECS = [
      r"with its \[quick\] replacements: radius must be a positive number, got -1.0"),   # checked without --quick too
     ('kind = "run"\n[fixed]\nweights = "no-such-weights.npz"\n', "weights file 'no-such-weights.npz' does not exist"),
     ('kind = "run"\n[fixed]\ninput_seq = "no-such-inputs.npy"\n', "input file 'no-such-inputs.npy' does not exist"),
-    ('kind = "truncation"\n[fixed]\ntruncate = 2\ncell = "lstm"\n', "a truncation sweep needs cell 'rnn'.*got cell 'lstm'"),
 ]
 
 
