@@ -24,6 +24,7 @@ from .experiments.config import RunConfig
 from .errors import GradlabError, check_positive_int, check_positive_number
 from .cells.init import INITS, SCALE_BY
 from .analysis.losses import LOSS_STEPS, LOSSES
+from .experiments.chaos import parse_gains
 from .training.tasks import TASKS
 
 # On small matrices OpenBLAS with 2 threads is many times slower than with 1
@@ -418,53 +419,74 @@ def reproduce(quick, out, results, experiments, jobs, formats, figures):
     return 0
 
 
+def _lyapunov_default(name: str):
+    """The default of a LyapunovConfig field, so the CLI, the sweep kind and the library agree."""
+    from .experiments.chaos import LyapunovConfig
+
+    return LyapunovConfig.__dataclass_fields__[name].default
+
+
 @cli.command()
 @click.option("--activation", "-a", "activations", multiple=True, type=click.Choice(["tanh", "sigmoid", "relu"]),
               help="Activation (repeatable)  [default: tanh, sigmoid and relu].")
 @click.option("--gains", default=None,
               help="Gains g as START:STOP:STEP or a comma list  [default per activation: tanh 0.25:3:0.125, "
                    "sigmoid 1:16:0.5, relu 0.25:2.5:0.125].")
-@click.option("--hidden", "-n", type=int, default=200, show_default=True, help="Hidden size n of each network.")
-@click.option("--steps", "-T", type=int, default=1000, show_default=True, help="Recorded steps.")
-@click.option("--burn", type=int, default=200, show_default=True, help="Unrecorded steps first (the state's transient).")
-@click.option("--warmup", type=int, default=100, show_default=True,
+@click.option("--hidden", "-n", type=int, default=_lyapunov_default("hidden"), show_default=True,
+              help="Hidden size n of each network.")
+@click.option("--steps", "-T", type=int, default=_lyapunov_default("steps"), show_default=True, help="Recorded steps.")
+@click.option("--burn", type=int, default=_lyapunov_default("burn"), show_default=True,
+              help="Unrecorded steps first (the state's transient).")
+@click.option("--warmup", type=int, default=_lyapunov_default("warmup"), show_default=True,
               help="Recorded products that only align the vector (not counted).")
 @click.option("--seeds", type=int, default=2, show_default=True, help="Networks per (activation, g): seeds 0 … S−1.")
-@click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Results folder to create.")
-@click.option("--force", is_flag=True, help="Replace an existing results folder (one gradlab wrote).")
-def lyapunov(activations, gains, hidden, steps, burn, warmup, seeds, out, force):
+@click.option("--out", "-o", required=True, type=click.Path(file_okay=False),
+              help="Results folder; the same command again resumes it.")
+@click.option("--jobs", "-j", type=int, default=1, show_default=True,
+              help="Local worker processes (BLAS pinned to one thread in each).")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Run on a Dask distributed scheduler, e.g. tcp://10.0.0.5:8786.")
+@click.option("--force", is_flag=True, help="Discard the results OUT holds and start again.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def lyapunov(activations, gains, hidden, steps, burn, warmup, seeds, out, jobs, scheduler, force, quiet):
     """Largest Lyapunov exponent of random networks against mean-field theory, over the gain g.
 
-    Each network has W_hh entries N(0, g²/n), no input and no bias. The
+    Each network has W_hh = g·W₀, W₀ entries N(0, 1/n) drawn from its seed
+    (shared by every gain: smooth curves), no input and no bias. The
     measured exponent (nats per step, one vector renormalised along the
     recorded Jacobians) is set against λ = ½ ln χ₁, χ₁ = g² E[φ'(√q* z)²]
     (Poole et al. 2016); the transition (χ₁ = 1) is at g = 1 for tanh and
-    √2 for ReLU.
+    √2 for ReLU. Every (activation, g, seed) is one run of a
+    kind = "lyapunov" sweep: it resumes, runs on --jobs or --scheduler, and
+    OUT is a sweep folder (runs.csv, parts/, manifest.json).
 
     \b
     Writes into OUT:
-      lyapunov.csv     activation, g, seed, n, steps, warmup, lyapunov   (measured)
-      mean_field.csv   activation, g, q_star, chi1, lyapunov             (theory, fine grid)
+      lyapunov.csv     run_id, activation, g, seed, hidden, steps, warmup, burn, n, lyapunov   (measured)
+      mean_field.csv   activation, g, q_star, chi1, lyapunov    (theory, fine grid over each activation's gains)
       transitions.csv  activation, g_critical
-      manifest.json
+      runs.csv, manifest.json
 
     \b
     Example (about 15 s on 2 cores):
-      gradlab lyapunov --out results/lyapunov
+      gradlab lyapunov --out results/lyapunov --jobs 2
     """
-    from .experiments.chaos import DEFAULT_GAINS, lyapunov_sweep, parse_gains, write_lyapunov
-    from .io.results import check_new_folder
+    import pandas as pd
+
+    from .experiments.chaos import DEFAULT_GAINS, scan_spec_text
+    from .experiments.sweep import parse_spec, run_sweep
 
     check_positive_int(seeds, "seeds")
     activations = activations or tuple(DEFAULT_GAINS)
     grid = {a: parse_gains(gains or DEFAULT_GAINS[a]) for a in activations}
-    check_new_folder(out, force)
-    tables = lyapunov_sweep(grid, n=hidden, steps=steps, warmup=warmup, burn=burn, seeds=range(seeds))
-    write_lyapunov(tables, out, force, {"gains": {a: g.tolist() for a, g in grid.items()}, "hidden": hidden,
-                                        "steps": steps, "burn": burn, "warmup": warmup, "seeds": seeds})
-    for row in tables["transitions"].itertuples():
+    text = scan_spec_text(grid, seeds, hidden=hidden, steps=steps, warmup=warmup, burn=burn)
+    outcome = run_sweep(parse_spec(text, "gradlab lyapunov"), out, jobs=jobs, scheduler=scheduler, force=force,
+                        quiet=quiet)
+    for row in pd.read_csv(outcome.out / "transitions.csv").itertuples():
         click.echo(f"{row.activation}: transition at g = {row.g_critical:.6g}")
-    click.echo(f"wrote {out}/lyapunov.csv, mean_field.csv, transitions.csv, manifest.json")
+    done = f", {outcome.n_already_done} were already done" if outcome.n_already_done else ""
+    click.echo(f"{outcome.n_runs} networks ({outcome.n_computed} computed{done}): wrote "
+               f"{', '.join(f'{name}.csv' for name in outcome.tables)} and manifest.json in {out}")
 
 
 class Terminated(BaseException):

@@ -30,7 +30,8 @@ dn_t = (1 − z_t) ⊙ tanh'(·)::
 
 With P = λ_t = ∂L/∂h_t (exact BPTT), for all steps at once::
 
-    ∂L/∂W_hh = Σ_t dH_t h_{t−1}ᵀ   ∂L/∂b_hh = Σ_t dH_t   ∂L/∂W_ih = Σ_t dU_t x_tᵀ   ∂L/∂b_ih = Σ_t dU_t
+    ∂L/∂W_hh = Σ_t dH_t h_{t−1}ᵀ     ∂L/∂b_hh = Σ_t dH_t
+    ∂L/∂W_ih = Σ_t dU_t x_tᵀ         ∂L/∂b_ih = Σ_t dU_t
 
 so ∂L/∂b_hn = Σ λ ⊙ dn ⊙ r differs from ∂L/∂b_in = Σ λ ⊙ dn by the reset gate.
 """
@@ -40,15 +41,14 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
-from scipy.special import expit
 
 from .base import StateTrace, check_inputs, initial_state, input_drive, input_weight_grad, sum_outer
 from .gated import GatedParams
 # shared with the LSTM (see the integration notes: to move to gated.py / base.py)
-from .lstm import GatedCell, check_adjoints, check_real_inputs, rows_matmul, step_factor
+from .lstm import GatedCell, check_adjoints, check_real_inputs, rows_matmul, sigmoid, step_factor
 
 
-def gru_cell(W_hh, b_hh, h_prev, u_t):
+def gru_cell(W_hh, b_hh, h_prev, u_t, out=None):
     """One GRU step and the factors of its Jacobian.
 
     Parameters
@@ -57,6 +57,8 @@ def gru_cell(W_hh, b_hh, h_prev, u_t):
     b_hh : (3n,)
     h_prev : (B, n) h_{t−1}
     u_t : (B, 3n) input drive W_ih x_t + b_ih
+    out : tuple of arrays (h, gates, e) shaped as returned, optional
+        Where to write the results (the forward pass's trace buffers).
 
     Returns
     -------
@@ -64,17 +66,33 @@ def gru_cell(W_hh, b_hh, h_prev, u_t):
     gates : (B, 3n) r, z, n
     e : (B, 3n) (e_r, e_z, e_n)
     """
-    n = h_prev.shape[1]
-    gh = h_prev @ W_hh.T + b_hh
-    r = expit(u_t[:, :n] + gh[:, :n])
-    z = expit(u_t[:, n:2 * n] + gh[:, n:2 * n])
+    B, n = h_prev.shape
+    h, gates, e = (np.empty((B, n)), np.empty((B, 3 * n)), np.empty((B, 3 * n))) if out is None else out
+    gh = h_prev @ W_hh.T
+    gh += b_hh
+    rz = np.add(u_t[:, :2 * n], gh[:, :2 * n], out=gates[:, :2 * n])
+    sigmoid(rz, out=rz)
+    r, z = gates[:, :n], gates[:, n:2 * n]
     m = gh[:, 2 * n:]
-    nn = np.tanh(u_t[:, 2 * n:] + r * m)
-    h = (1 - z) * nn + z * h_prev
+    nn = np.multiply(r, m, out=gates[:, 2 * n:])
+    nn += u_t[:, 2 * n:]
+    np.tanh(nn, out=nn)
+    dh = h_prev - nn
+    np.multiply(z, dh, out=h)
+    h += nn                                   # h = n + z ⊙ (h_{t−1} − n), PyTorch's form
     # local derivatives, beside the values they differentiate
-    dn = (1 - z) * (1 - nn * nn)
-    e = np.concatenate([dn * m * r * (1 - r), (h_prev - nn) * z * (1 - z), dn * r], axis=1)
-    return h, np.concatenate([r, z, nn], axis=1), e
+    dn = nn * nn
+    np.subtract(1.0, dn, out=dn)
+    dn -= z * dn                              # (1 − z) tanh'(·)
+    s_r = np.subtract(1.0, r, out=e[:, :n])
+    s_r *= r
+    s_r *= m
+    s_r *= dn                                 # e_r = dn m σ'(r-pre)
+    e_z = np.subtract(1.0, z, out=e[:, n:2 * n])
+    e_z *= z
+    e_z *= dh                                 # e_z = (h_{t−1} − n) σ'(z-pre)
+    np.multiply(dn, r, out=e[:, 2 * n:])      # e_n = dn r
+    return h, gates, e
 
 
 def gru_adjoints(P: np.ndarray, e: np.ndarray, gates: np.ndarray | None = None):
@@ -115,6 +133,9 @@ class GRUTrace(StateTrace):
     e : (B, T, 3n) Jacobian factors (see the module docstring)
     W_hh : (3n, n), W_ih : (3n, d)
         The weights (shared, not copied); W_ih gives the input Jacobian.
+
+    :meth:`GRUCell.forward` stores the per-step arrays time-major and passes
+    (B, T, ·) views of them, so step t's factors are one contiguous block.
     """
 
     x: np.ndarray
@@ -164,8 +185,10 @@ class GRUTrace(StateTrace):
         dict with ``W_ih`` (3n, d), ``W_hh`` (3n, n), ``b_ih``, ``b_hh`` (3n,)
         """
         dS = check_adjoints(self, dS)
-        dH, dU = gru_adjoints(dS[:, 1:], self.e, self.gates)        # (B, T, 3n) each
-        return {"W_ih": input_weight_grad(dU, self.x, self.W_ih.shape[1]), "W_hh": sum_outer(dH, self.h[:, :-1]),
+        # time-major (T, B, ·), the layout the forward pass stores, so no factor is copied
+        dH, dU = gru_adjoints(dS[:, 1:].swapaxes(0, 1), self.e.swapaxes(0, 1), self.gates.swapaxes(0, 1))
+        return {"W_ih": input_weight_grad(dU, self.x.swapaxes(0, 1), self.W_ih.shape[1]),
+                "W_hh": sum_outer(dH, self.h.swapaxes(0, 1)[:-1]),
                 "b_ih": dU.sum(axis=(0, 1)), "b_hh": dH.sum(axis=(0, 1))}
 
 
@@ -199,13 +222,16 @@ class GRUCell(GatedCell):
         self.check_params(params)
         x = check_inputs(x, params.d)
         n = params.n
-        U = input_drive(params.W_ih, x) + params.b_ih
-        B, T, _ = U.shape
-        gates, e = np.empty((B, T, 3 * n)), np.empty((B, T, 3 * n))
-        h = np.empty((B, T + 1, n))
-        h[:, 0] = initial_state(s0, B, n)
+        # time-major buffers (T, B, ·), as for the LSTM: contiguous per step; the trace holds (B, T, ·) views
+        U = input_drive(params.W_ih, x.swapaxes(0, 1))
+        U += params.b_ih
+        T, B, _ = U.shape
+        gates, e = np.empty((T, B, 3 * n)), np.empty((T, B, 3 * n))
+        h = np.empty((T + 1, B, n))
+        h[0] = initial_state(s0, B, n)
         for t in range(1, T + 1):
-            h[:, t], gates[:, t - 1], e[:, t - 1] = gru_cell(params.W_hh, params.b_hh, h[:, t - 1], U[:, t - 1])
+            gru_cell(params.W_hh, params.b_hh, h[t - 1], U[t - 1], out=(h[t], gates[t - 1], e[t - 1]))
+        h, gates, e = (a.swapaxes(0, 1) for a in (h, gates, e))
         return GRUTrace(x=x, gates=gates, h=h, e=e, W_hh=params.W_hh, W_ih=params.W_ih)
 
 

@@ -49,7 +49,7 @@ that path is left out. The product is exact when W_ho = 0 and otherwise the
 seed's approximation (tests/cells/test_gated.py compares both with autograd of the
 unrolled LSTM). The exact ∂C_t/∂C_k is the C-rows of the full-state product
 J_t ⋯ J_{k+1} times the 2n × n matrix [diag(k_k); I] (h_k = o_k ⊙ tanh(C_k) moves
-with C_k): :func:`exact_cell_state_norms`.
+with C_k): :func:`gradlab.analysis.cell_state.exact_cell_state_norms`.
 """
 from __future__ import annotations
 
@@ -71,11 +71,13 @@ STATE_DICT_NAMES = {"W_ih": "weight_ih_l0", "W_hh": "weight_hh_l0", "b_ih": "bia
 def sigmoid(a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """σ(a) = 1 / (1 + exp(−a)), the formula of ``scipy.special.expit``, at a third of its cost.
 
-    exp(−a) overflows to inf for a < −709, where σ(a) = 1/inf = 0 is the
-    correctly rounded value; that overflow is expected, so it is not reported.
+    For a < −709 exp(−a) overflows to inf and σ(a) = 1/inf = 0, as expit
+    gives (the true value is below 1e-308); that overflow is expected, so it
+    is not reported. ``out`` may be ``a``.
     """
+    out = np.negative(a, out=out)
     with np.errstate(over="ignore"):
-        out = np.exp(np.negative(a, out=out), out=out)
+        np.exp(out, out=out)
     out += 1.0
     return np.reciprocal(out, out=out)
 
@@ -164,7 +166,10 @@ def rows_matmul(A: np.ndarray, W: np.ndarray) -> np.ndarray:
 
 
 def step_factor(a: np.ndarray, t: int, ndim: int) -> np.ndarray:
-    """Step t's factor a[:, t − 1] (B, q), with axes added to broadcast against a (B, …, q) array of ``ndim`` axes."""
+    """Step t's factor a[:, t − 1] (B, q), with axes added to broadcast against a (B, …, q) array of ``ndim`` axes.
+
+    For a trace stored time-major this is one contiguous block.
+    """
     v = a[:, t - 1]
     return v.reshape((v.shape[0],) + (1,) * (ndim - 2) + (v.shape[1],))
 
@@ -360,6 +365,8 @@ class LSTMCell(GatedCell):
     """
 
     name: ClassVar[str] = "lstm"
+    #: the run's extra tables (:data:`gradlab.analysis.cell_state.EXTRA_TABLES`): the cell-state chain
+    extra_tables: ClassVar[tuple[str, ...]] = ("cell_state",)
 
     def forward(self, params: GatedParams, x: np.ndarray, s0: np.ndarray | None = None) -> LSTMTrace:
         """Run over a batch and record an :class:`LSTMTrace`.
@@ -469,38 +476,11 @@ def cell_state_trace(trace: LSTMTrace, which: str = "full") -> CellStateTrace:
 
 
 def exact_cell_state_norms(trace: LSTMTrace, pairs: str = "last"):
-    """ln‖∂C_t/∂C_k‖₂, the exact total derivative, for the pairs of ``pairs``.
+    """ln‖∂C_t/∂C_k‖₂, the exact total derivative: :func:`gradlab.analysis.cell_state.exact_cell_state_norms`.
 
-    ∂C_t/∂C_k = R_C (J_t ⋯ J_{k+1}) [diag(k_k); I]: the C rows of the full-state
-    product, grown backwards one (n × 2n)·J_j product per lag, times the 2n × n
-    matrix through which C_k also moves h_k = o_k ⊙ tanh(C_k) (k_0 = 0: h_0 is
-    given). Unlike the product of the four-term factors (:func:`cell_state_trace`)
-    this keeps the path through the output gates. σ_max of each n × n block is
-    exact (√λ_max of its Gram matrix); the rows are rescaled every lag and the
-    log of the scale carried, so long products stay finite.
-
-    Returns
-    -------
-    JacobianNorms
-        Same pairs and order as :func:`gradlab.jacobian_norms` (by t, then lag).
+    Kept here so that ``gradlab.cells.lstm.exact_cell_state_norms`` (and the
+    old ``gradlab.lstm``) still find it; the analysis lives in its layer.
     """
-    from ..analysis.jacobian_norms import JacobianNorms, end_steps, largest_gram_eigenvalue, renormalise
+    from ..analysis.cell_state import exact_cell_state_norms as exact
 
-    n, B = trace.n, trace.B
-    ends = end_steps(pairs, trace.T)
-    R_C = np.broadcast_to(np.eye(2 * n)[n:], (B, n, 2 * n))
-    cols = []
-    for t in ends:
-        Q, log_q = trace.right_multiply(R_C, int(t)), np.zeros(B)     # R_C J_t
-        out = np.empty((B, t))
-        for k in range(t - 1, -1, -1):
-            block = Q[..., n:] if k == 0 else Q[..., :n] * trace.k[:, k - 1, None, :] + Q[..., n:]
-            flat = block.reshape(B, n, n)
-            with np.errstate(divide="ignore"):             # an exactly zero block has ln 0 = −inf
-                out[:, t - 1 - k] = 0.5 * np.log(largest_gram_eigenvalue(flat)) + log_q
-            if k > 0:
-                Q, log_q = renormalise(trace.right_multiply(Q, k), log_q)
-        cols.append(out)
-    return JacobianNorms(t=np.concatenate([np.full(t, t) for t in ends]),
-                         k=np.concatenate([np.arange(t - 1, -1, -1) for t in ends]),
-                         log_norm=np.concatenate(cols, axis=1))
+    return exact(trace, pairs)

@@ -4,33 +4,89 @@ For each activation and gain g, a network with W_hh entries N(0, g²/n), no
 input and no bias is run from a random state; after ``burn`` unrecorded
 steps (the trajectory's own transient) ``steps`` steps are recorded and the
 largest Lyapunov exponent is measured from their Jacobians
-(:func:`gradlab.lyapunov.largest_lyapunov`, ``warmup`` aligning products).
-Beside it: the mean-field exponent ½ ln χ₁ (:mod:`gradlab.mean_field`) on a
-fine grid of g and the critical gain g_c where χ₁ = 1.
+(:func:`gradlab.analysis.lyapunov.largest_lyapunov`, ``warmup`` aligning
+products). Beside it: the mean-field exponent ½ ln χ₁
+(:mod:`gradlab.analysis.mean_field`) on a fine grid of g and the critical
+gain g_c where χ₁ = 1.
 
-Tables (the CSVs of ``gradlab lyapunov``):
+Each measurement is one run of a ``kind = "lyapunov"`` sweep
+(:mod:`gradlab.experiments.kinds`; ``gradlab lyapunov`` builds that sweep
+from its options), so the scan resumes, runs on ``--jobs`` or Dask, and
+records its provenance like any sweep. A run's network is
+W_hh = g · W₀ with W₀ ~ N(0, 1/n) and h_0 ~ N(0, 1) drawn from its seed
+alone: the runs of one seed share W₀ across gains and activations (common
+random numbers), so a curve λ₁(g) is smooth in g and differences between
+gains are not sampling noise.
 
-* ``lyapunov``: ``activation, g, seed, n, steps, warmup, lyapunov`` (measured, nats/step)
-* ``mean_field``: ``activation, g, q_star, chi1, lyapunov`` (theory)
+Tables (the CSVs of ``gradlab lyapunov``, after ``run_id`` and the parameters):
+
+* ``lyapunov``: ``activation, g, seed, hidden, steps, warmup, burn, n, lyapunov`` (measured, nats/step)
+* ``mean_field``: ``activation, g, q_star, chi1, lyapunov`` (theory, fine grid over each activation's gains)
 * ``transitions``: ``activation, g_critical``
 """
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
-from ..cells.activations import get_activation
-from ..errors import GradlabError, check_positive_int
 from ..analysis.lyapunov import largest_lyapunov
 from ..analysis.mean_field import compute_mean_field, critical_gain
-from ..io.results import write_results
+from ..cells.activations import get_activation
 from ..cells.rnn import RNNParams, Trace, forward
+from ..errors import GradlabError, check_choice, check_positive_int, check_positive_number
 
 DEFAULT_GAINS = {"tanh": "0.25:3:0.125", "sigmoid": "1:16:0.5", "relu": "0.25:2.5:0.125"}
 MAX_GAINS = 1000   # a START:STOP:STEP with a tiny step would otherwise ask for billions of networks
 THEORY_POINTS = 200
 SCALE_FREE = ("relu", "linear")   # φ(c a) = c φ(a) for c > 0: the state's scale does not change J_t
 CHUNK = 50
+
+
+@dataclass(frozen=True)
+class LyapunovConfig:
+    """One measurement of the order-to-chaos scan: the defaults of ``gradlab lyapunov``.
+
+    Attributes
+    ----------
+    activation : {"tanh", "sigmoid", "relu"}
+    g : float
+        Gain: W_hh entries N(0, g²/n).
+    seed : int
+        Seeds W₀ and h_0 (shared by every gain and activation of that seed).
+    hidden : int
+        n.
+    steps : int
+        Recorded steps.
+    warmup : int
+        Recorded products that only align the vector (not counted), < steps.
+    burn : int
+        Unrecorded steps first (the trajectory's transient).
+    """
+
+    activation: str = "tanh"
+    g: float = 1.0
+    seed: int = 0
+    hidden: int = 200
+    steps: int = 1000
+    warmup: int = 100
+    burn: int = 200
+
+    def __post_init__(self):
+        check_choice(self.activation, ("tanh", "sigmoid", "relu"), "activation")
+        check_positive_number(self.g, "g")
+        check_positive_int(self.seed, "seed", minimum=0)
+        check_positive_int(self.hidden, "hidden")
+        check_positive_int(self.steps, "steps")
+        check_positive_int(self.warmup, "warmup", minimum=0)
+        check_positive_int(self.burn, "burn", minimum=0)
+        if self.warmup >= self.steps:
+            raise GradlabError(f"warmup must be smaller than steps = {self.steps}, got {self.warmup}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
 
 
 def autonomous_trace(n: int, g: float, activation: str, steps: int, burn: int,
@@ -70,24 +126,11 @@ def autonomous_trace(n: int, g: float, activation: str, steps: int, burn: int,
     return Trace(x=x, a=a, h=h_rec, dphi=dphi, W_hh=W_hh, activation=act)
 
 
-def measure_exponents(activations, gains, n: int = 400, steps: int = 1000, warmup: int = 100, burn: int = 200,
-                      seeds=(0,)) -> pd.DataFrame:
-    """Largest Lyapunov exponent of random autonomous networks: one row per (activation, g, seed).
-
-    Each (activation, g, seed) draws W_hh and h_0 from
-    ``numpy.random.default_rng([seed, i_activation, i_g])``, so a row does not
-    depend on which other rows were computed.
-    """
-    rows = []
-    for i, activation in enumerate(activations):
-        for j, g in enumerate(gains):
-            for seed in seeds:
-                rng = np.random.default_rng([seed, i, j])
-                tr = autonomous_trace(n, float(g), activation, steps, burn, rng)
-                lam = float(largest_lyapunov(tr, warmup=warmup)[0])
-                rows.append({"activation": activation, "g": float(g), "seed": seed, "n": n, "steps": steps,
-                             "warmup": warmup, "lyapunov": lam})
-    return pd.DataFrame(rows)
+def measure_exponent(config: LyapunovConfig) -> float:
+    """λ₁ (nats per step) of the network of one :class:`LyapunovConfig` (module docstring)."""
+    rng = np.random.default_rng(config.seed)   # W_hh = g · W₀, W₀ and h_0 from the seed alone
+    trace = autonomous_trace(config.hidden, config.g, config.activation, config.steps, config.burn, rng)
+    return float(largest_lyapunov(trace, warmup=config.warmup)[0])
 
 
 def mean_field_curve(activations, gains) -> pd.DataFrame:
@@ -105,6 +148,17 @@ def transitions(activations) -> pd.DataFrame:
     """The critical gain g_c (χ₁ = 1) of each activation."""
     return pd.DataFrame({"activation": list(activations),
                          "g_critical": [critical_gain(a) for a in activations]})
+
+
+def theory_tables(points: list[dict]) -> dict[str, pd.DataFrame]:
+    """``mean_field`` (a fine grid over each activation's measured gains) and ``transitions`` of a scan."""
+    gains: dict[str, list[float]] = {}
+    for p in points:
+        config = LyapunovConfig(**p)
+        gains.setdefault(config.activation, []).append(float(config.g))
+    theory = pd.concat([mean_field_curve([a], np.linspace(min(g), max(g), THEORY_POINTS)) for a, g in gains.items()],
+                       ignore_index=True)
+    return {"mean_field": theory, "transitions": transitions(list(gains))}
 
 
 def parse_gains(spec: str) -> np.ndarray:
@@ -133,66 +187,24 @@ def gain_range(spec: str, start: float, stop: float, step: float) -> np.ndarray:
     return start + step * np.arange(int(count))
 
 
-def lyapunov_sweep(grid: dict, n: int = 200, steps: int = 1000, warmup: int = 100, burn: int = 200,
-                   seeds=(0, 1)) -> dict[str, pd.DataFrame]:
-    """What ``gradlab lyapunov`` computes: measured exponents, the mean-field curve and the transitions.
+def scan_spec_text(gains: dict, seeds: int, **fixed) -> str:
+    """The sweep file of a scan: one ``[[grid]]`` per activation (its own gains) × seeds, and ``[fixed]``.
 
     Parameters
     ----------
-    grid : dict
-        Activation name → gains to measure (the theory curve spans the same
-        range on a fine grid of 200 points).
-    n, steps, warmup, burn, seeds
-        See :func:`measure_exponents`.
-
-    Returns
-    -------
-    dict with DataFrames ``lyapunov``, ``mean_field`` and ``transitions``.
+    gains : dict
+        Activation → gains (a sequence of numbers).
+    seeds : int
+        Networks per (activation, g): seeds 0 … seeds − 1.
+    fixed : dict
+        ``hidden``, ``steps``, ``warmup``, ``burn``.
     """
-    check_positive_int(steps, "steps")
-    check_positive_int(warmup, "warmup", minimum=0)
-    if warmup >= steps:
-        raise GradlabError(f"warmup must be smaller than steps = {steps}, got {warmup}")
-    seeds = list(seeds)
-    if not seeds:
-        raise GradlabError(f"seeds must name at least one seed, got {seeds!r}")
-    measured = pd.concat([measure_exponents([a], g, n, steps, warmup, burn, seeds) for a, g in grid.items()],
-                         ignore_index=True)
-    theory = pd.concat([mean_field_curve([a], np.linspace(min(g), max(g), THEORY_POINTS)) for a, g in grid.items()],
-                       ignore_index=True)
-    return {"lyapunov": measured, "mean_field": theory, "transitions": transitions(list(grid))}
+    def number(v):
+        return repr(float(v))
 
-
-def write_lyapunov(tables: dict, out, force: bool = False, config: dict | None = None) -> None:
-    """Write ``lyapunov.csv``, ``mean_field.csv``, ``transitions.csv`` and ``manifest.json`` atomically."""
-    write_results(out, tables, "lyapunov", config or {}, force=force)
-
-
-# What `gradlab reproduce` measures for the `lyapunov` figure (full, and --quick).
-LYAPUNOV_SETS = {
-    "full": {"gains": DEFAULT_GAINS, "n": 400, "steps": 1000, "warmup": 100, "burn": 200, "seeds": 3},
-    "quick": {"gains": {"tanh": "0.5:3:0.25", "sigmoid": "2:16:2", "relu": "0.5:2.5:0.25"},
-              "n": 64, "steps": 300, "warmup": 50, "burn": 50, "seeds": 1},
-}
-
-
-def run_lyapunov_set(out, quick: bool = False):
-    """Measure the ``lyapunov`` figure's data into ``out`` unless a folder with the same settings is there.
-
-    Returns the folder (a :class:`pathlib.Path`).
-    """
-    import json
-    from pathlib import Path
-
-    out = Path(out)
-    settings = LYAPUNOV_SETS["quick" if quick else "full"]
-    try:
-        if json.loads((out / "manifest.json").read_text())["config"] == settings:
-            return out
-    except (OSError, ValueError, KeyError):
-        pass
-    grid = {a: parse_gains(spec) for a, spec in settings["gains"].items()}
-    tables = lyapunov_sweep(grid, settings["n"], settings["steps"], settings["warmup"], settings["burn"],
-                            range(settings["seeds"]))
-    write_lyapunov(tables, out, force=True, config=settings)
-    return out
+    lines = ['kind = "lyapunov"', 'description = "largest Lyapunov exponent against the gain g, with mean-field theory"', ""]
+    for activation, values in gains.items():
+        lines += ["[[grid]]", f'activation = ["{activation}"]', f"g = [{', '.join(number(v) for v in values)}]",
+                  f"seed = [{', '.join(str(s) for s in range(seeds))}]", ""]
+    lines += ["[fixed]"] + [f"{k} = {int(v)}" for k, v in fixed.items()]
+    return "\n".join(lines) + "\n"

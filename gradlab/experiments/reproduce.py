@@ -5,9 +5,8 @@
    was interrupted resumes where it stopped.
 2. The figures that need every pair (t, k) of single networks — the sweeps
    keep per-lag aggregates only — get ``gradlab run`` folders from
-   :data:`RUN_SETS` (``RESULTS/heatmap/<name>/``, ``RESULTS/transient/<name>/``);
-   data made by other code (the Lyapunov scan) comes from :data:`PRODUCERS`.
-   Both are made only when a figure reads them.
+   :data:`RUN_SETS` (``RESULTS/heatmap/<name>/``, ``RESULTS/transient/<name>/``),
+   made only when a figure reads them.
 3. Every figure of :data:`gradlab.plots.FIGURES` is drawn from the CSVs of
    its results folder into ``OUT/<figure>.pdf`` and ``.png``.
 
@@ -46,18 +45,6 @@ RUN_SETS: dict[str, dict[str, RunConfig]] = {
     },
 }
 
-
-def measure_lyapunov(out: Path, quick: bool) -> Path:
-    """The ``lyapunov`` figure's data: measured exponents and mean-field theory (:mod:`gradlab.chaos`)."""
-    from .chaos import run_lyapunov_set
-
-    return run_lyapunov_set(out, quick)
-
-
-# Results folders made by code rather than by a sweep file, beyond RUN_SETS:
-# name → make(out, quick) -> folder. A new figure whose data no sweep file
-# describes adds its maker here.
-PRODUCERS = {"lyapunov": measure_lyapunov}
 
 # reproduce has no --force (it replaces only its own stale results) and its results go under --results.
 RESULTS_HINT = FolderHint(force=None, elsewhere="choose another --results")
@@ -175,13 +162,11 @@ def _make_results(specs: dict, root: Path, needed: set, quick: bool, jobs: int, 
         seconds[f.stem] = time.perf_counter() - start
         log(f"sweep {f.name}: {outcome.n_runs} runs ({outcome.n_already_done} already done) → {outcome.out}  "
             f"[{seconds[f.stem]:.0f} s]")
-    makers = {**{name: (lambda out_, quick_, c=configs: run_run_set(c, out_)) for name, configs in RUN_SETS.items()},
-              **PRODUCERS}
-    for name, make in makers.items():
+    for name, configs in RUN_SETS.items():
         if name not in needed:  # made only for the figures that read it
             continue
         start = time.perf_counter()
-        folders[name] = make(root / name, quick)
+        folders[name] = run_run_set(configs, root / name)
         seconds[name] = time.perf_counter() - start
         log(f"{name}: → {folders[name]}  [{seconds[name]:.0f} s]")
     return folders, seconds

@@ -2,7 +2,7 @@
 
 A sweep file names the kind of run and its parameters::
 
-    kind = "run"                 # "run" (Jacobian analysis), "train" or "truncation"
+    kind = "run"                 # a kind of gradlab.experiments.kinds.KINDS: run, train, truncation, lyapunov
     description = "optional text"
 
     [fixed]                      # the same for every run
@@ -17,7 +17,10 @@ A sweep file names the kind of run and its parameters::
     radius = [0.5, 2.0]
 
 The runs are the Cartesian product of ``[grid]`` (in file order) merged with
-``[fixed]``. Each run has a ``run_id`` (its place in that order) and a
+``[fixed]``. Where parameters go together (each activation its own gains),
+``[[grid]]`` tables may be repeated: the runs are then the union of their
+products, in file order (as scikit-learn's ``ParameterGrid`` of a list), and
+``[[quick.grid]]`` replaces the whole list. Each run has a ``run_id`` (its place in that order) and a
 ``param_hash`` (SHA-256 of its kind and parameters). A run's random seed is
 its ``seed`` parameter, or, when the sweep sets none, a number taken from
 its hash: never from the order in which runs execute, so the results are the
@@ -39,6 +42,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import os
 import shutil
 import signal
@@ -56,22 +60,16 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from .config import RunConfig
-from ..errors import GradlabError, check_choice, check_positive_int
-from ..analysis.gradcheck import truncation_errors
+from ..errors import GradlabError, check_positive_int
+from .kinds import KINDS, get_kind
 from ..io.results import (FolderRefused, check_new_folder, code_fingerprint, manifest, replaced_folder, same_code,
                           write_csv, write_json, write_results, write_tables)
-from ..analysis.tables import norms_by_lag
-from .runner import analyse, build_model, finite_forward
-from ..analysis.spectrum import recurrent_spectral_scale, step_bound
-from ..training.loop import TrainConfig, train
 
 try:
     import tomllib
 except ModuleNotFoundError:  # Python < 3.11
     import tomli as tomllib
 
-KINDS = ("run", "train", "truncation")
 SPEC_KEYS = ("kind", "description", "fixed", "grid", "quick")
 PARTS = "parts"
 SCALAR_TYPES = (bool, int, float, str)
@@ -85,9 +83,11 @@ class SweepSpec:
 
     Attributes
     ----------
-    kind : {"run", "train", "truncation"}
-    grid : dict[str, list]
-        Swept parameters, in file order.
+    kind : str
+        A key of :data:`gradlab.experiments.kinds.KINDS`.
+    grid : dict[str, list] or list of them
+        Swept parameters, in file order; a list (``[[grid]]`` tables) is the
+        union of the products of its tables.
     fixed : dict[str, scalar]
     quick_grid, quick_fixed : dict
         The ``[quick]`` replacements (already applied when ``quick``).
@@ -99,9 +99,9 @@ class SweepSpec:
     """
 
     kind: str
-    grid: dict
+    grid: dict | list
     fixed: dict
-    quick_grid: dict
+    quick_grid: dict | list
     quick_fixed: dict
     quick: bool
     text: str
@@ -109,14 +109,31 @@ class SweepSpec:
     description: str = ""
 
     @property
+    def grids(self) -> list[dict]:
+        """The grid as a list of tables (one for a plain ``[grid]``)."""
+        return self.grid if isinstance(self.grid, list) else [self.grid]
+
+    @property
+    def swept(self) -> list[str]:
+        """Swept parameter names, in file order (every table's, once)."""
+        return list(dict.fromkeys(k for g in self.grids for k in g))
+
+    @property
     def names(self) -> list[str]:
         """Parameter columns: swept ones first, then fixed ones."""
-        return list(self.grid) + list(self.fixed)
+        return self.swept + list(self.fixed)
 
-    def points(self) -> list[dict]:
-        """The runs as plain parameter dicts: Cartesian product of the grid, plus the fixed values."""
-        keys = list(self.grid)
-        return [{**dict(zip(keys, values)), **self.fixed} for values in itertools.product(*self.grid.values())]
+    @property
+    def n_runs(self) -> int:
+        """How many runs the grid holds, counted without building them."""
+        return sum(math.prod(len(v) for v in g.values()) for g in self.grids)
+
+    def points(self):
+        """The runs as plain parameter dicts, in order: each table's Cartesian product, plus the fixed values."""
+        for grid in self.grids:
+            keys = list(grid)
+            for values in itertools.product(*grid.values()):
+                yield {**dict(zip(keys, values)), **self.fixed}
 
     def digest(self) -> str:
         """Hash of what is computed (kind and runs), not of comments or layout."""
@@ -126,9 +143,17 @@ class SweepSpec:
         """The spec with its ``[quick]`` replacements applied (and checked)."""
         if self.quick:
             return self
-        grid = {k: v for k, v in self.grid.items() if k not in self.quick_fixed}
-        fixed = {k: v for k, v in self.fixed.items() if k not in self.quick_grid}
-        grid.update(self.quick_grid)
+        if isinstance(self.grid, list) or isinstance(self.quick_grid, list):
+            # [[grid]] tables go together: [[quick.grid]] replaces the whole list, if it is given
+            grid = self.quick_grid or self.grid
+            quick_keys = {k for g in (grid if isinstance(grid, list) else [grid]) for k in g}
+            grid = [{k: v for k, v in g.items() if k not in self.quick_fixed}
+                    for g in (grid if isinstance(grid, list) else [grid])]
+        else:
+            grid = {k: v for k, v in self.grid.items() if k not in self.quick_fixed}
+            grid.update(self.quick_grid)
+            quick_keys = set(self.quick_grid)
+        fixed = {k: v for k, v in self.fixed.items() if k not in quick_keys}
         fixed.update(self.quick_fixed)
         spec = replace(self, grid=grid, fixed=fixed, quick=True)
         try:
@@ -171,11 +196,11 @@ def _spec_from_dict(raw: dict, text: str, source: str) -> SweepSpec:
             raise GradlabError(f"unknown key {key!r} (allowed: {', '.join(SPEC_KEYS)})")
     if "kind" not in raw:
         raise GradlabError(f"missing key 'kind' (one of {', '.join(KINDS)})")
-    check_choice(raw["kind"], KINDS, "kind")
+    get_kind(raw["kind"])
     description = raw.get("description", "")
     if not isinstance(description, str):
         raise GradlabError(f"description must be a string, got {description!r}")
-    grid = _grid_table(raw.get("grid", {}), "grid")
+    grid = _grid_spec(raw.get("grid", {}), "grid")
     fixed = _fixed_table(raw.get("fixed", {}), "fixed")
     quick = raw.get("quick", {})
     if not isinstance(quick, dict):
@@ -183,10 +208,19 @@ def _spec_from_dict(raw: dict, text: str, source: str) -> SweepSpec:
     for key in quick:
         if key not in ("grid", "fixed"):
             raise GradlabError(f"unknown key 'quick.{key}' (allowed: quick.grid, quick.fixed)")
-    for key in set(grid) & set(fixed):
+    for key in {k for g in (grid if isinstance(grid, list) else [grid]) for k in g} & set(fixed):
         raise GradlabError(f"key {key!r} is in both [grid] and [fixed]")
-    return SweepSpec(raw["kind"], grid, fixed, _grid_table(quick.get("grid", {}), "quick.grid"),
+    return SweepSpec(raw["kind"], grid, fixed, _grid_spec(quick.get("grid", {}), "quick.grid"),
                      _fixed_table(quick.get("fixed", {}), "quick.fixed"), False, text, source, description)
+
+
+def _grid_spec(grid, name: str) -> dict | list:
+    """A ``[grid]`` table, or a list of ``[[grid]]`` tables (each checked)."""
+    if isinstance(grid, list):
+        if not grid:
+            raise GradlabError(f"[[{name}]] must hold at least one table")
+        return [_grid_table(g, f"{name}[{i}]") for i, g in enumerate(grid)]
+    return _grid_table(grid, name)
 
 
 def _grid_table(table, name: str) -> dict:
@@ -213,30 +247,15 @@ def _fixed_table(table, name: str) -> dict:
 
 
 def _check_points(spec: SweepSpec) -> None:
-    """Build the config of every run, so a bad value fails before anything runs."""
+    """Build the config of every run and read the files it names, so a bad value fails before anything runs."""
+    kind = get_kind(spec.kind)
     for params in spec.points():
-        config = make_config(spec.kind, params)
-        _check_files(config[0] if spec.kind == "truncation" else config)
-
-
-def _check_files(config) -> None:
-    """Read the weights and input files a run names (a run reads them only when it starts)."""
-    if isinstance(config, RunConfig) and (config.weights is not None or config.input_seq is not None):
-        build_model(config)
+        kind.check(kind.make_config(params))
 
 
 def make_config(kind: str, params: dict):
-    """The validated config of one run: RunConfig, TrainConfig, or (RunConfig, truncate)."""
-    if kind == "train":
-        return TrainConfig.from_dict(params)
-    if kind == "truncation":
-        rest = dict(params)
-        if "truncate" not in rest:
-            raise GradlabError("a truncation sweep needs the parameter 'truncate' (K of bptt_truncate)")
-        K = rest.pop("truncate")
-        check_positive_int(K, "truncate", minimum=0)
-        return RunConfig.from_dict(rest), K
-    return RunConfig.from_dict(params)
+    """The validated config of one run of ``kind`` (:data:`gradlab.experiments.kinds.KINDS`)."""
+    return get_kind(kind).make_config(params)
 
 
 # ---------------------------------------------------------------- one run
@@ -286,24 +305,8 @@ def run_tables(kind: str, run: Run, quiet: bool = True) -> dict[str, pd.DataFram
 
 
 def _compute(kind: str, params: dict, quiet: bool) -> tuple[dict, dict]:
-    config = make_config(kind, params)
-    if kind == "train":
-        result = train(config, quiet=quiet)
-        return result.summary, result.tables
-    if kind == "truncation":
-        config, K = config
-        model = build_model(config)
-        trace = finite_forward(model)[0]
-        c = model.config
-        errors = truncation_errors(model.params, model.x, model.y, [K], loss=c.loss_name, loss_steps=c.loss_steps,
-                                   cell=model.cell)
-        rho, smax = recurrent_spectral_scale(model.cell, model.params)
-        summary = {"rho": rho, "sigma_max": smax, "gamma_h": step_bound(model.cell, model.params, trace).gamma_h,
-                   "rel_error": float(errors.loc[errors["parameter"] == "all", "rel_error"].iloc[0])}
-        return summary, {"truncation": errors.drop(columns="truncate")}
-    result = analyse(config)
-    summary = {("loss_value" if k == "loss" else k): v for k, v in result.summary.items()}  # `loss` is a parameter
-    return summary, {"norms": norms_by_lag(result.tables["norms"]), "spectrum": result.tables["spectrum"]}
+    sweep_kind = get_kind(kind)
+    return sweep_kind.compute(sweep_kind.make_config(params), quiet)
 
 
 def _lead_with_run(table: pd.DataFrame, run: Run) -> pd.DataFrame:
@@ -390,7 +393,7 @@ def run_sweep(spec, out, jobs: int = 1, scheduler: str | None = None, force: boo
                 bar.update()
     finally:
         bar.close()
-    names = _merge_parts(out, runs)
+    names = _merge_parts(out, runs, get_kind(spec.kind))
     _write_manifest(spec, out, len(runs), finished=True, code=code)
     return SweepOutcome(out, len(runs), len(runs) - len(todo), len(todo), names)
 
@@ -438,7 +441,8 @@ def _prepare_folder(spec: SweepSpec, out: Path, force: bool, n_runs: int) -> dic
 def _write_manifest(spec: SweepSpec, out: Path, n_runs: int, finished: bool, code: dict | None) -> None:
     config = {"kind": spec.kind, "grid": spec.grid, "fixed": spec.fixed, "quick": spec.quick}
     sweep = {"source": spec.source, "description": spec.description, "digest": spec.digest(),
-             "parameters": spec.names, "n_runs": n_runs, "finished": finished, "text": spec.text}
+             "parameters": spec.names, "swept": spec.swept, "n_runs": n_runs, "finished": finished,
+             "key_figures": list(get_kind(spec.kind).key_figures), "text": spec.text}
     write_json(out / "manifest.json", manifest("sweep", config, code=code, sweep=sweep))
 
 
@@ -448,15 +452,21 @@ def _commit_part(folder: Path, tables: dict) -> None:
         write_tables(tmp, tables)
 
 
-def _merge_parts(out: Path, runs: list[Run]) -> tuple[str, ...]:
-    """Concatenate every part's tables in run order into ``out/<table>.csv`` (atomic per file)."""
+def _merge_parts(out: Path, runs: list[Run], kind) -> tuple[str, ...]:
+    """Concatenate every part's tables in run order into ``out/<table>.csv`` (atomic per file).
+
+    A kind with a ``finish`` step (the Lyapunov scan's theory curves) adds the
+    tables it computes from the sweep's parameter points.
+    """
     pieces: dict[str, list[pd.DataFrame]] = {}
     for run in runs:
         for path in sorted((out / PARTS / run.part).glob("*.csv")):
             pieces.setdefault(path.stem, []).append(pd.read_csv(path, keep_default_na=False, na_values=[""]))
-    for name, frames in pieces.items():
-        write_csv(out / f"{name}.csv", pd.concat(frames, ignore_index=True))
-    return tuple(pieces)
+    tables = {name: pd.concat(frames, ignore_index=True) for name, frames in pieces.items()}
+    if kind.finish is not None:
+        tables.update(kind.finish([{**run.params, "seed": run.seed} for run in runs]))
+    write_tables(out, tables)
+    return tuple(tables)
 
 
 # ---------------------------------------------------------------- executing runs

@@ -14,8 +14,10 @@ import pandas as pd
 from ..errors import GradlabError
 from .schema import COLUMNS
 
-# The figures that matter per kind of run, first one pivoted when two parameters were swept.
-KEY_FIGURES = {
+# The figures that matter per kind of run, for sweep folders written before gradlab 0.2 (newer ones name
+# them in their manifest, from gradlab.experiments.kinds.KINDS); the first is pivoted when two
+# parameters were swept.
+KEY_FIGURES_BEFORE_0_2 = {
     "run": ("growth_rate", "bound_rate", "asymptotic_rate"),
     "train": ("final_metric", "final_loss", "n_clipped", "n_skipped"),
     "truncation": ("rel_error",),
@@ -73,7 +75,7 @@ def _read_manifest(folder: Path) -> dict:
 
 def _sweep_summary(folder: Path, manifest: dict) -> list[str]:
     sweep, config = manifest.get("sweep", {}), manifest.get("config", {})
-    kind, grid, fixed = config.get("kind", "run"), config.get("grid", {}), config.get("fixed", {})
+    kind, grid, fixed = config.get("kind", "run"), _swept_values(config.get("grid", {})), config.get("fixed", {})
     n_runs = sweep.get("n_runs", 0)
     runs = _runs_table(folder)
     n_done = 0 if runs is None else len(runs)
@@ -86,8 +88,21 @@ def _sweep_summary(folder: Path, manifest: dict) -> list[str]:
     state = "finished" if sweep.get("finished") else "unfinished: run the same command again to resume"
     lines.append(f"runs: {n_done} of {n_runs} done ({state})")
     if runs is not None and n_done:
-        lines += [""] + key_figures(runs, kind, [k for k in grid if k in runs.columns])
+        figures = sweep.get("key_figures", KEY_FIGURES_BEFORE_0_2.get(kind, ()))
+        lines += [""] + key_figures(runs, figures, [k for k in grid if k in runs.columns])
     return lines
+
+
+def _swept_values(grid) -> dict:
+    """Each swept parameter's values: a ``[grid]`` table, or the union over ``[[grid]]`` tables (in order)."""
+    if isinstance(grid, dict):
+        return grid
+    values: dict[str, list] = {}
+    for table in grid if isinstance(grid, list) else []:
+        for key, vs in table.items():
+            values.setdefault(key, [])
+            values[key] += [v for v in vs if v not in values[key]]
+    return values
 
 
 def _runs_table(folder: Path) -> pd.DataFrame | None:
@@ -98,9 +113,9 @@ def _runs_table(folder: Path) -> pd.DataFrame | None:
     return pd.concat([pd.read_csv(p) for p in parts], ignore_index=True) if parts else None
 
 
-def key_figures(runs: pd.DataFrame, kind: str, swept: list[str]) -> list[str]:
-    """Table of the key figures per group of swept parameters (means over seeds)."""
-    figures = [f for f in KEY_FIGURES.get(kind, ()) if f in runs.columns]
+def key_figures(runs: pd.DataFrame, figures, swept: list[str]) -> list[str]:
+    """Table of the key figures (``runs.csv`` columns) per group of swept parameters (means over seeds)."""
+    figures = [f for f in figures if f in runs.columns]
     groups = [k for k in swept if k != "seed"]
     if not figures:
         return []

@@ -107,14 +107,17 @@ TABLE_FOLDERS = {
     "runs": ("sweep:run",), "sweep_norms": ("sweep:run",), "sweep_spectrum": ("sweep:run",),
     "training": ("sweep:train",), "evaluation": ("sweep:train",), "jacobians": ("sweep:train",),
     "truncation": ("sweep:truncation",),
-    "lyapunov": ("lyapunov",), "mean_field": ("lyapunov",), "transitions": ("lyapunov",),
+    # "lyapunov": a `gradlab lyapunov` folder written before gradlab 0.2 made the scan a sweep kind
+    "lyapunov": ("sweep:lyapunov", "lyapunov"), "mean_field": ("sweep:lyapunov", "lyapunov"),
+    "transitions": ("sweep:lyapunov", "lyapunov"),
 }
 FOLDER_NAMES = {
     "runs": "`gradlab run` folders (a folder of them, or one)",
     "sweep:run": 'a sweep folder of kind = "run" (`gradlab sweep`)',
     "sweep:train": 'a sweep folder of kind = "train" (`gradlab sweep`) or a `gradlab train` folder',
     "sweep:truncation": 'a sweep folder of kind = "truncation" (`gradlab sweep`)',
-    "lyapunov": "a `gradlab lyapunov` folder",
+    "sweep:lyapunov": "a `gradlab lyapunov` folder",
+    "lyapunov": "a `gradlab lyapunov` folder",       # one written by gradlab 0.1, before it was a sweep
 }
 
 

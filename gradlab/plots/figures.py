@@ -54,7 +54,7 @@ class FigureSpec:
     results : str
         The results folder ``gradlab reproduce`` draws it from: the stem of a
         sweep file ``experiments/NAME.toml`` or a key of
-        :data:`gradlab.reproduce.RUN_SETS` or :data:`gradlab.reproduce.PRODUCERS`.
+        :data:`gradlab.experiments.reproduce.RUN_SETS`.
     description : str
         What the figure shows (CLI help, README).
     """
@@ -72,7 +72,7 @@ class FigureSpec:
 
     def reads(self) -> str:
         """The kinds of results folder it is drawn from, in words (error messages)."""
-        return " or ".join(data.FOLDER_NAMES.get(kind, kind) for kind in self.folders)
+        return " or ".join(dict.fromkeys(data.FOLDER_NAMES.get(kind, kind) for kind in self.folders))
 
 
 FIGURES: dict[str, FigureSpec] = {

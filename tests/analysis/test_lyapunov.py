@@ -7,7 +7,7 @@ import pytest
 from scipy.stats import ortho_group
 
 import gradlab as gl
-from gradlab.experiments.chaos import autonomous_trace, measure_exponents
+from gradlab.experiments.chaos import LyapunovConfig, autonomous_trace, measure_exponent
 
 
 def linear_trace(W, T, B=1, seed=0):
@@ -125,9 +125,10 @@ def test_large_random_tanh_network_agrees_with_mean_field(g):
     offset ~0.01 (see README); below g = 1 the measured value is ln ρ(W), a
     few per cent above ln g at finite n, so the test stays in the chaotic phase.
     """
-    m = measure_exponents(["tanh"], [g], n=400, steps=1000, warmup=100, burn=200, seeds=(0, 1))
+    measured = [measure_exponent(LyapunovConfig("tanh", g, seed, hidden=400, steps=1000, warmup=100, burn=200))
+                for seed in (0, 1)]
     theory = gl.compute_mean_field(g, "tanh").lyapunov
-    assert m.lyapunov.mean() == pytest.approx(theory, abs=0.02)
+    assert np.mean(measured) == pytest.approx(theory, abs=0.02)
     assert theory > 0.05     # a real prediction, not the trivial 0
 
 
@@ -140,10 +141,19 @@ def test_cli_lyapunov_writes_the_documented_tables_and_its_figure(tmp_path, caps
         main(["lyapunov", "-a", "tanh", "-a", "relu", "--gains", "0.5,2", "--hidden", "20", "--steps", "60",
               "--burn", "10", "--warmup", "10", "--seeds", "2", "--out", str(out)])
     assert e.value.code == 0
-    assert "tanh: transition at g = 1" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "tanh: transition at g = 1\n" in printed and "8 networks (8 computed)" in printed
     tables = {kind: gl.schema.read_table(out / f"{kind}.csv", kind) for kind in ("lyapunov", "mean_field",
                                                                                   "transitions")}
     assert len(tables["lyapunov"]) == 2 * 2 * 2                # activations × gains × seeds
+    # the scan is a sweep: the same command resumes it, computing nothing again
+    with pytest.raises(SystemExit) as e:
+        main(["lyapunov", "-a", "tanh", "-a", "relu", "--gains", "0.5,2", "--hidden", "20", "--steps", "60",
+              "--burn", "10", "--warmup", "10", "--seeds", "2", "--out", str(out)])
+    assert e.value.code == 0 and "8 networks (0 computed, 8 were already done)" in capsys.readouterr().out
+    # one seed's networks share W₀ across gains and activations (W_hh = g W₀): at g = 0.5 both are ordered
+    lam = tables["lyapunov"].set_index(["activation", "g", "seed"])["lyapunov"]
+    assert lam.loc[("tanh", 0.5, 0)] != lam.loc[("tanh", 0.5, 1)]
     assert set(tables["mean_field"].activation) == {"tanh", "relu"}
     paths = draw_figure("lyapunov", out, tmp_path / "fig", "png")
     assert paths[0].stat().st_size > 10_000
