@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import GradlabError
-from .schema import COLUMNS
+from .schema import COLUMNS, file_descriptions
 
 # The figures that matter per kind of run, for sweep folders written before gradlab 0.2 (newer ones name
 # them in their manifest, from gradlab.experiments.kinds.KINDS); the first is pivoted when two
@@ -23,18 +23,7 @@ KEY_FIGURES_BEFORE_0_2 = {
     "truncation": ("rel_error",),
 }
 
-FILES = {
-    "manifest.json": "what was run: config or sweep file, versions",
-    "runs.csv": "one row per run: parameters, hash, ρ, σ_max, fitted rates, final metrics, wall time",
-    "norms.csv": "‖∂h_t/∂h_k‖ (log10), per pair or aggregated per lag",
-    "spectrum.csv": "eigenvalues and singular values of W_hh",
-    "grads.csv": "‖∂L/∂h_k‖ (log10) per step",
-    "training.csv": "one row per update: loss, gradient norm before/after clipping, ρ, σ_max",
-    "evaluation.csv": "held-out loss and task metric at intervals",
-    "jacobians.csv": "Jacobian-norm curve per lag during training",
-    "truncation.csv": "relative error of truncated BPTT per parameter",
-    "parts": "one folder per finished run (what a resumed sweep skips)",
-}
+FILES = file_descriptions()
 
 
 def inspect_path(path) -> str:

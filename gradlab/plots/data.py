@@ -27,30 +27,16 @@ import pandas as pd
 
 from ..errors import GradlabError
 from ..analysis.jacobian_norms import fit_growth_rate
-from ..io.schema import COLUMNS, read_table, require_columns
+from ..io.schema import TABLES, read_table, require_columns
 
 LN10 = np.log(10.0)
 
-# Which file holds each table of gradlab.schema.COLUMNS.
-TABLE_FILES = {
-    "norms": "norms.csv",
-    "spectrum": "spectrum.csv",
-    "grads": "grads.csv",
-    "runs": "runs.csv",
-    "sweep_norms": "norms.csv",
-    "sweep_spectrum": "spectrum.csv",
-    "training": "training.csv",
-    "evaluation": "evaluation.csv",
-    "truncation": "truncation.csv",
-    "lyapunov": "lyapunov.csv",
-    "mean_field": "mean_field.csv",
-    "transitions": "transitions.csv",
-}
+# Read off the table registry (gradlab.io.schema.TABLES): file, text and True/False columns, folder kinds.
+TABLE_FILES = {name: table.file for name, table in TABLES.items()}
+TEXT_COLUMNS = frozenset().union(*(table.text for table in TABLES.values()))
+FLAG_COLUMNS = frozenset().union(*(table.flags for table in TABLES.values()))
+TABLE_FOLDERS = {name: table.folders for name, table in TABLES.items()}
 
-
-# Columns of gradlab.schema.COLUMNS that hold text or True/False; every other contract column holds numbers.
-TEXT_COLUMNS = frozenset({"run_id", "param_hash", "kind", "metric_name", "parameter", "activation"})
-FLAG_COLUMNS = frozenset({"clipped", "skipped"})
 # Parameter and summary columns (gradlab.config.RunConfig, gradlab.training.TrainConfig, runs.csv) that hold
 # numbers when a table has them; the figures compute with them (radius, seed, hidden, …).
 NUMBER_COLUMNS = frozenset({
@@ -76,7 +62,7 @@ def check_values(table: pd.DataFrame, path, kind: str) -> pd.DataFrame:
     """
     if table.empty:
         raise BadValueError(f"{str(path)!r} has no rows (only its header): nothing to draw")
-    numbers = [c for c in COLUMNS[kind] if c not in TEXT_COLUMNS | FLAG_COLUMNS]
+    numbers = list(TABLES[kind].numbers)
     numbers += sorted(c for c in NUMBER_COLUMNS & set(table.columns) if c not in numbers)
     for column in numbers:
         values = table[column]
@@ -84,7 +70,7 @@ def check_values(table: pd.DataFrame, path, kind: str) -> pd.DataFrame:
             bad = values[pd.to_numeric(values, errors="coerce").isna() & values.notna()]
             raise BadValueError(f"{str(path)!r} line {bad.index[0] + 2}: column {column!r} holds {bad.iloc[0]!r} "
                                "where a number belongs")
-    for column in FLAG_COLUMNS & set(COLUMNS[kind]):
+    for column in TABLES[kind].flags:
         values = table[column]
         if not (pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values)):
             bad = values[~values.isin([True, False, "True", "False"])]
@@ -98,19 +84,6 @@ def read_checked(path: Path, kind: str) -> pd.DataFrame:
     return check_values(read_table(path, kind), path, kind)
 
 
-# Which kinds of results folder hold each table in the form the figures read: "runs" = `gradlab run`
-# folders (one, or a folder of them), "sweep:KIND" = a sweep folder of that kind (a `gradlab train` folder
-# is a one-run sweep of kind "train"), "lyapunov" = a `gradlab lyapunov` folder. A run-kind sweep's
-# spectrum.csv has a run's columns; its norms.csv holds per-lag aggregates, not a run's pairs.
-TABLE_FOLDERS = {
-    "norms": ("runs",), "spectrum": ("runs", "sweep:run"), "grads": ("runs",), "cell_state": ("runs",),
-    "runs": ("sweep:run",), "sweep_norms": ("sweep:run",), "sweep_spectrum": ("sweep:run",),
-    "training": ("sweep:train",), "evaluation": ("sweep:train",), "jacobians": ("sweep:train",),
-    "truncation": ("sweep:truncation",),
-    # "lyapunov": a `gradlab lyapunov` folder written before gradlab 0.2 made the scan a sweep kind
-    "lyapunov": ("sweep:lyapunov", "lyapunov"), "mean_field": ("sweep:lyapunov", "lyapunov"),
-    "transitions": ("sweep:lyapunov", "lyapunov"),
-}
 FOLDER_NAMES = {
     "runs": "`gradlab run` folders (a folder of them, or one)",
     "sweep:run": 'a sweep folder of kind = "run" (`gradlab sweep`)',
