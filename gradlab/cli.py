@@ -206,58 +206,79 @@ def _train_default(name: str):
 @click.option("--steps", "-T", type=int, default=_train_default("steps"), show_default=True,
               help="Sequence length T (longer = longer memory needed).")
 @click.option("--hidden", "-n", type=int, default=_train_default("hidden"), show_default=True, help="Hidden size n.")
+@click.option("--cell", type=click.Choice(list(CELLS)), default=_train_default("cell"), show_default=True,
+              help="Recurrent cell: vanilla rnn, or PyTorch-convention lstm / gru.")
 @click.option("--activation", "-a", type=click.Choice(list(ACTIVATIONS)), default=_train_default("activation"),
-              show_default=True, help="Nonlinearity φ.")
+              show_default=True, help="Nonlinearity φ of the vanilla RNN (relu + --init identity: IRNN, Le et al. 2015).")
 @click.option("--init", type=click.Choice(INITS), default=_train_default("init"), show_default=True,
-              help="Initial W_hh: gaussian, orthogonal or identity.")
+              help="Initial W_hh (every recurrent gate block of a gated cell): gaussian, orthogonal (Saxe et al. "
+                   "2014) or identity (IRNN).")
 @click.option("--radius", "-r", type=float, default=_train_default("radius"), show_default=True,
               help="Initial spectral radius ρ(W_hh).")
 @click.option("--scale-by", type=click.Choice(SCALE_BY), default=_train_default("scale_by"), show_default=True,
               help="Rescale the initial W_hh so that ρ or σ_max equals --radius.")
 @click.option("--input-scale", type=float, default=_train_default("input_scale"), show_default=True,
               help="Scale of the initial input weights.")
+@click.option("--forget-bias", type=float, default=_train_default("forget_bias"),
+              help="Gated cells: bias of the gate that keeps the state (LSTM f, GRU z), e.g. 1 "
+                   "(Jozefowicz et al. 2015).")
+@click.option("--chrono", is_flag=True,
+              help="Gated cells: chrono initialisation of the gate biases, b ~ ln U(1, T − 1) (Tallec & Ollivier 2018).")
 @click.option("--batch", "-B", type=int, default=_train_default("batch"), show_default=True,
               help="Sequences per update.")
 @click.option("--updates", "-u", type=int, default=_train_default("updates"), show_default=True,
               help="Number of SGD updates.")
+@click.option("--optimizer", type=click.Choice(["sgd", "adam", "rmsprop"]), default=_train_default("optimizer"),
+              show_default=True, help="sgd with momentum (Polyak 1964), adam (Kingma & Ba 2015) or rmsprop "
+                                      "(Tieleman & Hinton 2012), each as torch.optim computes it.")
 @click.option("--lr", type=float, default=_train_default("lr"), show_default=True, help="Learning rate η.")
-@click.option("--momentum", type=float, default=_train_default("momentum"), show_default=True,
-              help="Momentum μ in [0, 1): v ← μv − ηg, θ ← θ + v.")
+@click.option("--momentum", type=float, default=None,
+              help="Momentum μ in [0, 1) of sgd (v ← μv − ηg, θ ← θ + v) or rmsprop  [default: 0.9 for sgd, "
+                   "0 for rmsprop; adam takes none].")
 @click.option("--clipping", type=click.Choice(CLIPPINGS), default=_train_default("clipping"),
               show_default=True,
               help="norm: if ‖g‖ > τ then g ← τg/‖g‖ (Pascanu et al. 2013); value: clip each entry to [−c, c].")
 @click.option("--threshold", type=float, default=_train_default("threshold"), show_default=True,
               help="τ for --clipping norm, c for --clipping value.")
+@click.option("--omega", type=float, default=_train_default("omega"), show_default=True,
+              help="α, weight of Pascanu et al.'s (2013) regulariser Ω = Σ_k (‖δ_{k+1} ∂h_{k+1}/∂h_k‖/‖δ_{k+1}‖ − 1)² "
+                   "(vanilla RNN; 0: off).")
 @click.option("--eval-every", type=int, default=_train_default("eval_every"), show_default=True,
               help="Held-out loss and metric every this many updates.")
 @click.option("--eval-batch", type=int, default=_train_default("eval_batch"), show_default=True,
               help="Size of the held-out batch.")
 @click.option("--jacobian-every", type=int, default=_train_default("jacobian_every"), show_default=True,
               help="Record the curve ‖∂h_T/∂h_k‖ every this many updates (0: never).")
+@click.option("--stop-when-solved", is_flag=True,
+              help="End the run at the first evaluation whose held-out error rate is below 1 %.")
 @click.option("--seed", type=int, default=_train_default("seed"), show_default=True,
               help="Seed for weights, training batches and the held-out batch.")
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Results folder to create.")
 @click.option("--force", is_flag=True, help="Replace an existing results folder (one gradlab wrote).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def train(out, force, quiet, **options):
-    """Train an RNN with SGD (and optional gradient clipping) on a long-memory task.
+    """Train a recurrent cell on a long-memory task, with the remedies for vanishing and exploding gradients.
 
     Every update records the loss, the gradient norm before and after
     clipping, whether it was clipped or skipped (a non-finite gradient is
-    never applied), and ρ(W_hh), σ_max(W_hh).
+    never applied), and ρ, σ_max of the recurrent weights. A run is solved
+    when its held-out error rate falls below 1 % (adding: sequences with
+    squared error > 0.04).
 
     \b
     Writes into OUT (the same layout as a one-run sweep):
-      training.csv    step, loss, grad_norm, clipped_grad_norm, clipped, skipped, rho, sigma_max
-      evaluation.csv  step, eval_loss, metric_name, metric   (held-out batch)
+      training.csv    step, loss, grad_norm, clipped_grad_norm, clipped, skipped, rho, sigma_max (, omega_value: Ω)
+      evaluation.csv  step, eval_loss, metric_name, metric, error_rate, chance_metric   (held-out batch)
       jacobians.csv   step, lag, mean/median/min/max_log10_norm, ...   (with --jacobian-every)
-      runs.csv        one row: parameters, final loss and metric, n_clipped, n_skipped
+      runs.csv        one row: parameters, final loss, metric and error rate, solved, updates_to_solve,
+                      n_clipped, n_skipped
       manifest.json   the full config and versions
 
     \b
     Examples:
       gradlab train --task adding --steps 20 --hidden 16 --updates 400 --lr 0.05 --momentum 0.9 --clipping norm --out runs/adding
       gradlab train --task adding --steps 20 --radius 3 --activation relu --lr 0.01 --out runs/relu-exploding
+      gradlab train --cell lstm --forget-bias 1 --optimizer adam --lr 0.01 --steps 50 --stop-when-solved --out runs/lstm
     """
     from .experiments.sweep import write_single_run
     from .training.loop import TrainConfig
@@ -266,9 +287,11 @@ def train(out, force, quiet, **options):
     tables = write_single_run("train", config.to_dict(), out, force, quiet)
     s = tables["runs"].iloc[0]
     chance = "no chance level" if math.isnan(s["chance_metric"]) else f"chance {s['chance_metric']:.4g}"
-    click.echo(f"{config.task}, T={config.steps}: held-out {s['metric_name']} {s['final_metric']:.4g} "
-               f"({chance}), loss {s['final_loss']:.4g}; "
-               f"{s['n_clipped']} of {config.updates} updates clipped, {s['n_skipped']} skipped; "
+    solved = (f"solved at update {s['updates_to_solve']:.0f}" if s["solved"]
+              else f"not solved (error rate {s['final_error_rate']:.3g} ≥ 1 %)")
+    click.echo(f"{config.cell} on {config.task}, T={config.steps}: held-out {s['metric_name']} {s['final_metric']:.4g} "
+               f"({chance}), loss {s['final_loss']:.4g}, {solved}; "
+               f"{s['n_clipped']} of {s['updates_done']} updates clipped, {s['n_skipped']} skipped; "
                f"ρ {s['rho']:.3g} → {s['final_rho']:.3g}")
     click.echo(f"wrote {out}/{', '.join(f'{name}.csv' for name in tables)}, manifest.json")
 

@@ -16,7 +16,7 @@ import pandas as pd
 from ..cells.init import sigma_max, spectral_radius  # defined with the initialisers that set them exactly
 
 __all__ = ["eigenvalues", "singular_values", "spectral_radius", "sigma_max", "log_bound", "log_rate",
-           "spectrum_table", "StepBound", "step_bound", "recurrent_spectral_scale"]
+           "spectrum_table", "StepBound", "step_bound", "gamma_h", "recurrent_spectral_scale"]
 
 
 def eigenvalues(W: np.ndarray) -> np.ndarray:
@@ -82,6 +82,12 @@ class StepBound:
     rate: float
     matrix_name: str
     matrix: np.ndarray
+
+
+def gamma_h(cell, params) -> float:
+    """sup|φ'| of a cell whose step Jacobian is diag(φ'(a_t)) W (its ``step_matrix``); nan for other cells."""
+    linear = getattr(cell, "step_matrix", lambda p: None)(params)
+    return float("nan") if linear is None else linear[1]
 
 
 def step_bound(cell, params, trace) -> StepBound:

@@ -71,7 +71,11 @@ def _sigmoid(a):
 
 def _relu(a):
     on = a > 0
-    return np.where(on, a, 0.0), on.astype(a.dtype)
+    h = np.where(on, a, 0.0)
+    nan = np.isnan(a)
+    if nan.any():   # a NaN pre-activation (an overflowed state) stays NaN, as in PyTorch: never a silent 0
+        h[nan] = np.nan
+    return h, on.astype(a.dtype)
 
 
 def _linear(a):

@@ -198,3 +198,56 @@ def forward_gated(params: GatedParams, x: np.ndarray):
     from . import make_cell
 
     return make_cell(params.cell).forward(params, x)
+
+
+# The gate whose bias keeps the state: the LSTM's forget gate f, the GRU's update gate z
+# (h_t = (1 − z) ⊙ n + z ⊙ h_{t−1} in PyTorch's convention, so z is the GRU's "keep" gate).
+KEEP_GATE = {"lstm": "f", "gru": "z"}
+
+
+def set_gate_biases(params: GatedParams, forget_bias: float | None = None, chrono_T: int | None = None,
+                    rng: np.random.Generator | None = None) -> GatedParams:
+    """Gated-cell parameters with the bias of the keep gate (:data:`KEEP_GATE`) set.
+
+    Parameters
+    ----------
+    params : GatedParams
+    forget_bias : float, optional
+        The keep gate's bias b (Gers, Schmidhuber & Cummins 2000; b = 1 in
+        Jozefowicz, Zaremba & Sutskever 2015): with σ(b) near 1 the state is
+        carried over by default.
+    chrono_T : int, optional
+        Chrono initialisation (Tallec & Ollivier 2018, "Can recurrent neural
+        networks warp time?") for dependencies up to T_max = chrono_T steps:
+        b_keep ~ ln U(1, T_max − 1) per unit, and for the LSTM b_i = −b_f.
+    rng : numpy.random.Generator
+        Draws the chrono biases.
+
+    Notes
+    -----
+    PyTorch adds ``bias_ih`` and ``bias_hh``; the whole bias is put in
+    ``b_ih`` and the gate's ``b_hh`` block is zeroed, so the effective bias
+    is exactly the one asked for.
+    """
+    n = params.n
+    if (forget_bias is None) == (chrono_T is None):
+        raise GradlabError("give exactly one of forget_bias and chrono_T")
+    rng = np.random.default_rng() if rng is None else rng
+    gates = GATES[params.cell]
+    b_ih, b_hh = params.b_ih.copy(), params.b_hh.copy()
+
+    def put(gate: str, values) -> None:
+        j = gates.index(gate)
+        b_ih[j * n:(j + 1) * n] = values
+        b_hh[j * n:(j + 1) * n] = 0.0
+
+    if chrono_T is not None:
+        if chrono_T < 3:
+            raise GradlabError(f"chrono initialisation needs T_max ≥ 3, got {chrono_T}")
+        keep = np.log(rng.uniform(1.0, chrono_T - 1.0, size=n))
+        put(KEEP_GATE[params.cell], keep)
+        if params.cell == "lstm":
+            put("i", -keep)
+    else:
+        put(KEEP_GATE[params.cell], float(forget_bias))
+    return params.replace(b_ih=b_ih, b_hh=b_hh)

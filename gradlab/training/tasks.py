@@ -9,6 +9,7 @@ adding          real      2      1      mse     last   mse             1/6
 temporal_order  tokens    6      4      xent    last   error_rate      0.75
 copy            tokens    K + 2  K + 2  xent    all    error_rate      1 − 1/K
 reber           tokens    7      7      xent    all    error_rate      (see below)
+flip_flop       real      3      3      mse     all    mse             1
 ==============  ========  =====  =====  ======  =====  ==============  ==============
 
 * **adding** (Hochreiter & Schmidhuber 1997; Le et al. 2015): channel 0 holds
@@ -28,8 +29,19 @@ reber           tokens    7      7      xent    all    error_rate      (see belo
   (loss on every step). The symbol after the inner string must repeat the
   second symbol of the outer string, many steps back. A prediction counts as
   an error when its arg-max is not a legal next symbol (their criterion).
+* **flip_flop** (3-bit flip-flop; Sussillo & Barak 2013): each of the 3
+  input channels carries sparse pulses x_t ∈ {−1, 0, +1} (a pulse with
+  probability p = 0.05 per channel and step, its sign a fair coin; every
+  channel pulses at the first step, so the memory is always set), and each
+  output must hold the sign of the last pulse on its channel,
+  y_{t,c} = x_{τ,c} with τ the last step ≤ t where x_{τ,c} ≠ 0. MSE on every
+  step. Targets are ±1 with mean 0 whatever the inputs, so the best
+  input-blind prediction (0) scores MSE E[y²] = 1 exactly. A solved network
+  has 2³ = 8 stable fixed points under x = 0, one per memory state
+  (:mod:`gradlab.analysis.fixed_points`).
 
-Sequence length T is a parameter of every task.
+Sequence length T is a parameter of every task. The ``mse`` metric is the
+mean of (o − y)² over the outputs at the loss steps (the last step, or all).
 """
 from __future__ import annotations
 
@@ -77,6 +89,10 @@ class Task:
         Shortest sequence the task can be posed on.
     sample : callable
         ``(B, T, rng) -> TaskBatch``.
+    error_tolerance : float
+        For a task scored by MSE: an output counts as an error when its
+        squared error exceeds this (adding: 0.04, as in Hochreiter &
+        Schmidhuber 1997 and Pascanu et al.'s code); see :meth:`error_rate`.
     """
 
     name: str
@@ -88,6 +104,7 @@ class Task:
     chance: float
     min_steps: int
     sample: Callable[[int, int, np.random.Generator], TaskBatch]
+    error_tolerance: float = 0.04
 
     def batch(self, B: int, T: int, rng: np.random.Generator) -> TaskBatch:
         """A validated batch of B sequences of length T."""
@@ -97,9 +114,24 @@ class Task:
             raise GradlabError(f"task {self.name!r} needs steps ≥ {self.min_steps}, got {T}")
         return self.sample(B, T, rng)
 
+    def error_rate(self, batch: TaskBatch, o: np.ndarray) -> float:
+        """Fraction of wrong answers, the quantity a task is *solved* by (below 1 %).
+
+        Classification tasks: the error-rate metric itself. MSE tasks: the
+        fraction of scored outputs (sequences, or sequence-steps when every
+        step is scored) whose squared error, summed over the outputs,
+        exceeds :attr:`error_tolerance`.
+        """
+        if self.metric_name == "error_rate":
+            return self.metric(batch, o)
+        err = (o - batch.y) ** 2 if self.loss_steps == "all" else (o[:, -1] - batch.y) ** 2
+        return float(np.mean(err.sum(axis=-1) > self.error_tolerance))
+
     def metric(self, batch: TaskBatch, o: np.ndarray) -> float:
         """Score outputs ``o`` (B, S, m) at the loss steps against ``batch``."""
         if self.metric_name == "mse":
+            if self.loss_steps == "all":                    # y (B, T, m): every step scored
+                return float(np.mean((o - batch.y) ** 2))
             return float(np.mean((o[:, -1] - batch.y) ** 2))
         pred = np.argmax(o, axis=-1)                        # (B, S)
         if batch.legal is not None:                         # reber: any legal symbol is right
@@ -226,6 +258,27 @@ def sample_reber(B: int, T: int, rng: np.random.Generator) -> TaskBatch:
     return TaskBatch(x[:, :T], x[:, 1:], legal[:, :T])
 
 
+# ---------------------------------------------------------------- 3-bit flip-flop
+
+FLIP_FLOP_BITS = 3        # channels (inputs = outputs)
+FLIP_FLOP_P = 0.05        # probability of a pulse per channel and step
+
+
+def sample_flip_flop(B: int, T: int, rng: np.random.Generator) -> TaskBatch:
+    """3-bit flip-flop: x (B, T, 3) pulses in {−1, 0, +1}, y (B, T, 3) the sign of each channel's last pulse.
+
+    Every channel pulses at the first step (index 0), so y is ±1 throughout.
+    """
+    K = FLIP_FLOP_BITS
+    pulse = rng.random((B, T, K)) < FLIP_FLOP_P
+    pulse[:, 0] = True
+    signs = 2.0 * rng.integers(0, 2, size=(B, T, K)) - 1.0
+    x = np.where(pulse, signs, 0.0)
+    # index of the last pulse at or before each step, per channel (the first step always pulses)
+    last = np.maximum.accumulate(np.where(pulse, np.arange(T)[None, :, None], 0), axis=1)
+    return TaskBatch(x, np.take_along_axis(x, last, axis=1))
+
+
 TASKS: dict[str, Task] = {
     "adding": Task("adding", 2, 1, "mse", "last", "mse", 1 / 6, 2, sample_adding),
     "temporal_order": Task("temporal_order", 6, 4, "xent", "last", "error_rate", 0.75, 10,
@@ -233,6 +286,8 @@ TASKS: dict[str, Task] = {
     "copy": Task("copy", COPY_ALPHABET + 2, COPY_ALPHABET + 2, "xent", "all", "error_rate",
                  1 - 1 / COPY_ALPHABET, 2 * COPY_LENGTH + 1, sample_copy),
     "reber": Task("reber", 7, 7, "xent", "all", "error_rate", float("nan"), 1, sample_reber),
+    "flip_flop": Task("flip_flop", FLIP_FLOP_BITS, FLIP_FLOP_BITS, "mse", "all", "mse", 1.0, 1,
+                      sample_flip_flop, error_tolerance=1.0),    # (o − y)² > 1 with y = ±1: the wrong sign
 }
 
 

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from gradlab import GradlabError, TrainConfig, loss_and_grads, train
-from gradlab.training.loop import sgd_step
+from gradlab.training.loop import optimiser_step
+from gradlab.training.optimisers import sgd
 
 
 def test_training_on_the_adding_problem_beats_the_one_sixth_baseline():
@@ -50,7 +51,7 @@ def test_skipped_updates_are_exactly_the_non_finite_ones():
     non_finite = ~np.isfinite(t["grad_norm"]) | ~np.isfinite(t["loss"])
     assert t["skipped"].sum() > 0 and not t["skipped"].all()
     # Here every skip has a non-finite gradient (the other cause, an update that would make a
-    # weight non-finite, is tested on sgd_step below): skipped is exactly the non-finite rows.
+    # weight non-finite, is tested on optimiser_step below): skipped is exactly the non-finite rows.
     assert np.array_equal(t["skipped"], non_finite)
     # ρ is recorded before each update: after a skipped update it is unchanged.
     after_skip = t["rho"].to_numpy()[1:][t["skipped"].to_numpy()[:-1]]
@@ -58,28 +59,30 @@ def test_skipped_updates_are_exactly_the_non_finite_ones():
     assert np.array_equal(after_skip, before)
 
 
-def test_sgd_step_with_momentum_matches_the_formula():
+def test_an_sgd_step_with_momentum_matches_the_formula():
     from gradlab import init_params
+    from gradlab.training.optimisers import SGDState
     rng = np.random.default_rng(0)
     p = init_params(4, 2, 1, rng=rng)
     g = {k: rng.standard_normal(v.shape) for k, v in p.as_dict().items()}
     v0 = {k: rng.standard_normal(v.shape) for k, v in p.as_dict().items()}
-    new, v1 = sgd_step(p, g, v0, lr=0.1, momentum=0.9)
+    new, state = optimiser_step(sgd(0.1, 0.9), p, g, SGDState(v0))
     for k in g:
-        assert np.allclose(v1[k], 0.9 * v0[k] - 0.1 * g[k], rtol=1e-15)
-        assert np.allclose(getattr(new, k), getattr(p, k) + v1[k], rtol=1e-15)
+        assert np.allclose(state.velocity[k], 0.9 * v0[k] - 0.1 * g[k], rtol=1e-15)
+        assert np.allclose(getattr(new, k), getattr(p, k) + state.velocity[k], rtol=1e-15)
 
 
-def test_sgd_step_refuses_an_update_that_would_make_a_weight_non_finite():
+def test_an_update_that_would_make_a_weight_non_finite_is_refused():
     """A finite gradient can still overflow a weight (θ + v = inf): no update, not a broken network."""
     from gradlab import init_params
     p = init_params(3, 2, 1, rng=np.random.default_rng(1))
     g = {k: np.zeros_like(v) for k, v in p.as_dict().items()}
-    v0 = {k: np.zeros_like(v) for k, v in p.as_dict().items()}
+    opt = sgd(10.0)
     g["W_hh"][0, 0] = -1e308                        # finite, but η g overflows with η = 10
     with np.errstate(over="ignore"):
-        assert sgd_step(p, g, v0, lr=10.0, momentum=0.0) is None
-    assert sgd_step(p, g, v0, lr=1e-300, momentum=0.0) is not None
+        assert optimiser_step(opt, p, g, opt.init(p.as_dict())) is None
+    tiny = sgd(1e-300)
+    assert optimiser_step(tiny, p, g, tiny.init(p.as_dict())) is not None
 
 
 def test_first_recorded_loss_and_norm_are_those_of_bptt_on_the_first_batch():
