@@ -27,6 +27,23 @@ from .analysis.losses import LOSS_STEPS, LOSSES
 from .experiments.chaos import parse_gains
 from .training.tasks import TASKS
 
+class RegistryChoice(click.Choice):
+    """A choice among a registry's keys as they are when the command line is parsed (a cell added to
+    :data:`gradlab.cells.CELLS` after this module was imported is a valid ``--cell``)."""
+
+    def __init__(self, registry: dict):
+        self.registry = registry
+        super().__init__(list(registry))
+
+    @property
+    def choices(self):
+        return tuple(self.registry)
+
+    @choices.setter
+    def choices(self, value):   # click.Choice.__init__ assigns it; the registry is the source
+        pass
+
+
 # On small matrices OpenBLAS with 2 threads is many times slower than with 1
 # (benchmarks/RESULTS.md); gradlab parallelises over runs instead.
 BLAS_THREADS = 1
@@ -56,7 +73,7 @@ def model_options(f):
                      help="Output loss  [default: xent with --tokens, else mse]."),
         click.option("--loss-steps", type=click.Choice(LOSS_STEPS), default="all", show_default=True,
                      help="Loss on every step (E = Σ_t E_t) or on the last only."),
-        click.option("--cell", type=click.Choice(list(CELLS)), default="rnn", show_default=True,
+        click.option("--cell", type=RegistryChoice(CELLS), default="rnn", show_default=True,
                      help="Recurrent cell: vanilla rnn, or PyTorch-convention lstm / gru (state (h, C) / h; "
                           "--init/--radius apply to each recurrent gate block, --weights takes their state dict)."),
         click.option("--seed", type=int, default=0, show_default=True,
@@ -206,7 +223,7 @@ def _train_default(name: str):
 @click.option("--steps", "-T", type=int, default=_train_default("steps"), show_default=True,
               help="Sequence length T (longer = longer memory needed).")
 @click.option("--hidden", "-n", type=int, default=_train_default("hidden"), show_default=True, help="Hidden size n.")
-@click.option("--cell", type=click.Choice(list(CELLS)), default=_train_default("cell"), show_default=True,
+@click.option("--cell", type=RegistryChoice(CELLS), default=_train_default("cell"), show_default=True,
               help="Recurrent cell: vanilla rnn, or PyTorch-convention lstm / gru.")
 @click.option("--activation", "-a", type=click.Choice(list(ACTIVATIONS)), default=_train_default("activation"),
               show_default=True, help="Nonlinearity φ of the vanilla RNN (relu + --init identity: IRNN, Le et al. 2015).")

@@ -246,3 +246,13 @@ def initial_state(s0, B: int, s: int) -> np.ndarray:
     if s0.shape != (B, s):
         raise GradlabError(f"initial state must have shape ({B}, {s}) or ({s},), got {s0.shape}")
     return s0
+
+
+def read_readout(arrays: dict, n: int, d: int, rng: np.random.Generator | None, m: int | None):
+    """``fc.weight``/``fc.bias`` from a weights file, or W_hy ~ N(0, 1/n) (m outputs, default d) and b_y = 0."""
+    if "fc.weight" in arrays:
+        W_hy = arrays["fc.weight"]
+        return W_hy, arrays.get("fc.bias", np.zeros(W_hy.shape[0] if W_hy.ndim == 2 else 0))
+    rng = np.random.default_rng() if rng is None else rng
+    m = d if m is None else m
+    return rng.standard_normal((m, n)) / np.sqrt(n), np.zeros(m)

@@ -28,7 +28,8 @@ import numpy as np
 
 from ..errors import GradlabError
 from .activations import Activation, get_activation
-from .base import StateTrace, check_inputs, initial_state, input_drive, input_weight_grad, sum_outer
+from .base import (StateTrace, check_inputs, initial_state, input_drive, input_weight_grad, read_readout,
+                   sum_outer)
 from .init import init_recurrent
 
 PARAM_NAMES = ("W_xh", "W_hh", "b_h", "W_hy", "b_y")
@@ -237,8 +238,6 @@ class RNNCell:
 
     def from_state_dict(self, arrays: dict, source: str, rng=None, m=None) -> RNNParams:
         """RNN parameters from ``nn.RNN`` arrays; b_h = ``bias_ih_l0 + bias_hh_l0``."""
-        from .weights import read_readout
-
         W_xh, W_hh = arrays["weight_ih_l0"], arrays["weight_hh_l0"]
         if W_hh.ndim != 2 or W_hh.shape[0] != W_hh.shape[1]:
             raise GradlabError(f"weight_hh_l0 in {source!r} must be square (n, n), got {W_hh.shape}")
