@@ -110,6 +110,9 @@ class TrainConfig:
         End the run at the first evaluation whose error rate is below :data:`SOLVED_BELOW`.
     seed : int
         Seeds weights, training batches and the held-out batch (independent streams).
+    label : str
+        A name for this combination of settings (e.g. the remedy, "clip+Ω"),
+        kept as a column for tables and figures; it changes nothing in training.
     """
 
     task: str = "adding"
@@ -137,8 +140,11 @@ class TrainConfig:
     jacobian_batch: int = 4
     stop_when_solved: bool = False
     seed: int = 0
+    label: str = ""
 
     def __post_init__(self):
+        if not isinstance(self.label, str):
+            raise GradlabError(f"label must be a string, got {self.label!r}")
         check_choice(self.task, TASKS, "task")
         for name in ("steps", "hidden", "batch", "updates", "eval_every", "eval_batch", "jacobian_batch"):
             check_positive_int(getattr(self, name), name)
