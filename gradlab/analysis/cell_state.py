@@ -7,9 +7,7 @@
 * ``exact``: the total derivative ‖∂C_t/∂C_k‖, through the output gates as
   well (:func:`exact_cell_state_norms`).
 
-:data:`EXTRA_TABLES` maps the names a cell lists in ``extra_tables`` to the
-function that makes the table from its trace; the run (:func:`gradlab.analyse`)
-adds each to its tables.
+An LSTM's run adds this table (:mod:`gradlab.analysis.extra_tables`).
 """
 from __future__ import annotations
 
@@ -65,7 +63,3 @@ def cell_state_table(trace, pairs: str) -> pd.DataFrame:
     table["log10_norm_forget"] = forget.log_norm.ravel() * LOG10_E
     table["log10_norm_exact"] = exact_cell_state_norms(trace, pairs).log_norm.ravel() * LOG10_E
     return table
-
-
-# name a cell lists in ``extra_tables`` → (trace, pairs) -> DataFrame
-EXTRA_TABLES = {"cell_state": cell_state_table}

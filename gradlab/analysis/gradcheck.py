@@ -57,8 +57,9 @@ def finite_difference_grads(params, x, y, activation="tanh", loss="mse", loss_st
     cell = _cell(cell, activation)
     base = cell.forward(params, x).kink_sides()
     grads, kinks = {}, {}
+    arrays = params.as_dict()
     for name in cell.param_names + READOUT:
-        theta = getattr(params, name)
+        theta = arrays[name]
         g, crossed = np.empty_like(theta), np.zeros(theta.shape, dtype=bool)
         for i in np.ndindex(theta.shape):
             plus, minus = theta.copy(), theta.copy()

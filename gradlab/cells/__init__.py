@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import fields, is_dataclass
 from importlib import import_module
 
-from ..errors import GradlabError, check_choice
+from ..errors import GradlabError, check_choice, check_positive_int
 
 # name → the cell class, as "module:Class" of this package (imported on first use) or the class itself
 CELLS: dict[str, object] = {
@@ -39,17 +39,25 @@ def takes_activation(cls) -> bool:
     return is_dataclass(cls) and "activation" in {f.name for f in fields(cls)}
 
 
-def make_cell(name: str, activation: str = "tanh"):
-    """The cell ``--cell NAME --activation φ`` asks for.
+def make_cell(name: str, activation: str = "tanh", layers: int = 1):
+    """The cell ``--cell NAME --activation φ --layers L`` asks for.
 
     Gated cells have fixed sigmoid/tanh gates, so any φ but ``tanh`` (the
-    default) is refused for them.
+    default) is refused for them. ``layers`` > 1 stacks L layers of the cell
+    (:class:`~gradlab.cells.stacked.StackedCell`).
     """
+    check_positive_int(layers, "layers")
     cls = cell_class(name)
     if takes_activation(cls):
-        return cls(activation=activation)
-    if activation != "tanh":
+        cell = cls(activation=activation)
+    elif activation != "tanh":
         raise GradlabError(f"activation {activation!r} applies to cells with a choosable φ ("
                            f"{', '.join(n for n in CELLS if takes_activation(cell_class(n)))}); "
                            f"an {name} has fixed sigmoid/tanh gates")
-    return cls()
+    else:
+        cell = cls()
+    if layers == 1:
+        return cell
+    from .stacked import StackedCell
+
+    return StackedCell(cell, layers)

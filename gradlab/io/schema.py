@@ -67,6 +67,8 @@ TABLES: dict[str, Table] = {
     "cell_state": Table("cell_state.csv", ("seq", "t", "k", "lag", "log10_norm_full", "log10_norm_forget",
                                            "log10_norm_exact"), ("runs",),
                         "LSTM cell-state chain ‖∏ ∂C_j/∂C_{j−1}‖: four-term, forget-only and exact (--cell lstm)"),
+    "layers": Table("layers.csv", ("seq", "layer", "t", "k", "lag", "log10_norm"), ("runs",),
+                    "stacked layers: ‖∂h^l_t/∂h^l_k‖ (log10) of each layer l's own block (--layers L)"),
     # gradlab lyapunov (a sweep of kind "lyapunov")
     "lyapunov": Table("lyapunov.csv", ("activation", "g", "seed", "n", "steps", "warmup", "lyapunov"),
                       ("sweep:lyapunov", "lyapunov"), "measured largest Lyapunov exponent per network, nats/step",

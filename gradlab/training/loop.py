@@ -73,6 +73,8 @@ class TrainConfig:
         Hidden size n.
     cell : {"rnn", "lstm", "gru"}
         A key of :data:`gradlab.cells.CELLS`.
+    layers : int
+        Stacked layers L (PyTorch ``num_layers``).
     activation, init, radius, scale_by, input_scale
         The initial network, as in :class:`gradlab.RunConfig` (for gated
         cells, ``init``/``radius`` shape every n × n recurrent gate block).
@@ -119,6 +121,7 @@ class TrainConfig:
     steps: int = 20
     hidden: int = 16
     cell: str = "rnn"
+    layers: int = 1
     activation: str = "tanh"
     init: str = "gaussian"
     radius: float = 1.0
@@ -150,7 +153,7 @@ class TrainConfig:
             check_positive_int(getattr(self, name), name)
         check_positive_int(self.jacobian_every, "jacobian_every", minimum=0)
         check_initial_network(self)
-        cell = make_cell(self.cell, self.activation)
+        cell = make_cell(self.cell, self.activation, self.layers)
         check_choice(self.clipping, CLIPPINGS, "clipping")
         check_choice(self.optimizer, OPTIMISERS, "optimizer")
         for name in ("lr", "threshold"):
@@ -281,7 +284,7 @@ def train(config: TrainConfig, quiet: bool = True) -> TrainResult:
     """
     c = config
     task = get_task(c.task)
-    cell = make_cell(c.cell, c.activation)
+    cell = make_cell(c.cell, c.activation, c.layers)
     w_rng, data_rng, eval_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(c.seed).spawn(3))
     params = initial_params(c, cell, task, w_rng)
     names = tuple(params.as_dict())

@@ -123,3 +123,53 @@ def test_unknown_task_and_too_short_sequences_are_refused():
         get_task("adder")
     with pytest.raises(GradlabError, match="steps ≥ 11, got 5"):
         get_task("copy").batch(2, 5, np.random.default_rng(0))
+
+
+def flip_flop_reference(x):
+    """The targets by walking each channel in time, holding the last nonzero input (independent of the sampler)."""
+    y = np.empty_like(x)
+    for b in range(x.shape[0]):
+        for c in range(x.shape[2]):
+            held = np.nan
+            for t in range(x.shape[1]):
+                if x[b, t, c] != 0:
+                    held = x[b, t, c]
+                y[b, t, c] = held
+    return y
+
+
+def test_flip_flop_outputs_hold_the_sign_of_each_channels_last_pulse():
+    task = get_task("flip_flop")
+    assert (task.inputs, task.outputs, task.loss, task.loss_steps, task.metric_name) == (3, 3, "mse", "all", "mse")
+    b = task.batch(50, 80, np.random.default_rng(9))
+    assert b.x.shape == b.y.shape == (50, 80, 3)
+    assert set(np.unique(b.x)) == {-1.0, 0.0, 1.0} and set(np.unique(b.y)) == {-1.0, 1.0}
+    assert np.all(b.x[:, 0] != 0)                        # every channel is set at the first step
+    assert np.array_equal(b.y, flip_flop_reference(b.x))
+
+
+def test_flip_flop_pulses_are_sparse_with_fair_signs():
+    """After the first step a pulse has probability FLIP_FLOP_P per channel and step, its sign a fair coin (5 se)."""
+    from gradlab.training.tasks import FLIP_FLOP_P
+
+    b = get_task("flip_flop").batch(500, 41, np.random.default_rng(10))
+    pulses = b.x[:, 1:] != 0
+    count = pulses.size
+    assert abs(pulses.mean() - FLIP_FLOP_P) < 5 * np.sqrt(FLIP_FLOP_P * (1 - FLIP_FLOP_P) / count)
+    signs = b.x[:, 1:][pulses]
+    assert abs(np.mean(signs > 0) - 0.5) < 5 * np.sqrt(0.25 / signs.size)
+    first = b.x[:, 0]
+    assert abs(np.mean(first > 0) - 0.5) < 5 * np.sqrt(0.25 / first.size)
+
+
+def test_flip_flop_metric_is_the_mse_over_every_step_and_chance_is_one():
+    """Targets are ±1 everywhere, so predicting 0 scores exactly 1 (= task.chance); o = y + 0.1 scores 0.01."""
+    task = get_task("flip_flop")
+    b = task.batch(20, 30, np.random.default_rng(11))
+    assert task.chance == 1.0
+    assert task.metric(b, np.zeros_like(b.y)) == 1.0
+    assert task.metric(b, b.y) == 0.0
+    assert task.metric(b, b.y + 0.1) == pytest.approx(0.01, rel=1e-12)
+    o = b.y.copy()
+    o[:, -1] = -o[:, -1]                                  # wrong on the last step only: (2²) · 1/30
+    assert task.metric(b, o) == pytest.approx(4 / 30, rel=1e-12)
