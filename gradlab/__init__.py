@@ -7,7 +7,7 @@ ARCHITECTURE.md)::
                  init_params, init_recurrent, load_params / load_weights, save_params / save_weights
     analysis     jacobian_norms, spectrum (sigma_max, spectral_radius, eigenvalues),
                  gradients / loss_and_grads (BPTT), gradient_check, truncation_errors,
-                 lyapunov_exponents, compute_mean_field
+                 lyapunov_exponents / lyapunov_spectrum, find_fixed_points, compute_mean_field
     training     get_task, clip_by_global_norm / clip_by_value, TrainConfig → train
     experiments  RunConfig → analyse → write_run;  sweep file → run_sweep
     io           inspect_path (what is in a results folder)
@@ -37,6 +37,7 @@ _EXPORTS = {
     "LSTMCell": "cells.lstm", "LSTMTrace": "cells.lstm", "cell_state_trace": "cells.lstm",
     "forward_lstm": "cells.lstm", "lstm_cell": "cells.lstm",
     "GRUCell": "cells.gru", "GRUTrace": "cells.gru", "forward_gru": "cells.gru", "gru_cell": "cells.gru",
+    "StackedCell": "cells.stacked", "StackedParams": "cells.stacked",
     "load_params": "cells.weights", "save_params": "cells.weights",
     "load_weights": "cells.weights", "save_weights": "cells.weights",
     "load_inputs": "io.files",
@@ -52,6 +53,10 @@ _EXPORTS = {
     "eigenvalues": "analysis.spectrum", "sigma_max": "analysis.spectrum", "singular_values": "analysis.spectrum",
     "spectral_radius": "analysis.spectrum", "spectrum_table": "analysis.spectrum",
     "largest_lyapunov": "analysis.lyapunov", "lyapunov_exponents": "analysis.lyapunov",
+    "LyapunovSpectrum": "analysis.lyapunov", "lyapunov_spectrum": "analysis.lyapunov",
+    "kaplan_yorke_dimension": "analysis.lyapunov", "ks_entropy": "analysis.lyapunov",
+    "FixedPoints": "analysis.fixed_points", "find_fixed_points": "analysis.fixed_points",
+    "fixed_point_analysis": "analysis.fixed_points", "sample_starts": "analysis.fixed_points",
     "MeanField": "analysis.mean_field", "compute_mean_field": "analysis.mean_field",
     "critical_gain": "analysis.mean_field",
     # training
