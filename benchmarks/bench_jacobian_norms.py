@@ -15,10 +15,13 @@ subprocess (tracemalloc peak of the analysis, and the process's max RSS).
 
     python benchmarks/bench_jacobian_norms.py            # the issue's sizes (~4 min)
     python benchmarks/bench_jacobian_norms.py --quick    # small sizes (~20 s)
+    python benchmarks/bench_jacobian_norms.py --against /tmp/old_jacobian_norms.py
+                            # A/B: also time a saved copy of the module, interleaved in this run
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -47,6 +50,7 @@ def import_torch():
 
 FULL = {"cases": [("all", 128, 100), ("last", 256, 400)], "memory": (512, 1000), "repeats": 5}
 NO_TORCH = False
+AGAINST = None    # a saved copy of gradlab/analysis/jacobian_norms.py to time alongside (--against)
 QUICK = {"cases": [("all", 48, 30), ("last", 96, 120)], "memory": (128, 200), "repeats": 2}
 
 
@@ -70,6 +74,15 @@ def pair_order(pairs: str, T: int):
 
 
 # ---------------------------------------------------------------- methods
+
+def load_against(path: str):
+    """A copy of jacobian_norms.py (e.g. before a change) as a module of gradlab.analysis (its imports resolve)."""
+    spec = importlib.util.spec_from_file_location("gradlab.analysis._jacobian_norms_against", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
 
 def run_gradlab(trace, pairs):
     """gradlab's default: method="auto", workers=2 (σ_max on a second thread)."""
@@ -158,10 +171,15 @@ def bench_case(pairs: str, n: int, T: int, repeats: int) -> dict:
         "numpy (a)": (lambda: run_numpy_reference(trace, pairs), lambda: run_numpy_reference(ptrace, pairs)),
         "products only": (lambda: run_floor(trace, pairs), lambda: run_floor(ptrace, pairs)),
     }
+    if AGAINST is not None:
+        methods["against"] = (lambda: AGAINST.jacobian_norms(trace, pairs).log_norm[0],
+                              lambda: AGAINST.jacobian_norms(ptrace, pairs).log_norm[0])
     if torch is not None and not NO_TORCH:
         methods["torch (b)"] = (lambda: run_torch_reference(params, x, pairs),
                                 lambda: run_torch_reference(pparams, px, pairs))
-    threads = {name: best_threads(pilot)[0] for name, (_, pilot) in methods.items()}
+    threads = {name: best_threads(pilot)[0] for name, (_, pilot) in methods.items() if name != "against"}
+    if AGAINST is not None:
+        threads["against"] = threads["gradlab"]     # an A/B at the same BLAS threads
     times = {name: [] for name in methods}
     values = {}
     for _ in range(repeats):            # interleaved, so load changes hit every method alike
@@ -174,7 +192,10 @@ def bench_case(pairs: str, n: int, T: int, repeats: int) -> dict:
     floor = n_products * 2 * n ** 3 / (rate * 1e9)
     ref = values["gradlab"]
     err = {name: float(np.max(np.abs(np.expm1(values[name] - ref)))) for name in values if name not in
-           ("gradlab", "products only")}
+           ("gradlab", "products only", "against")}
+    if "against" in values:
+        err["against"] = "identical" if np.array_equal(values["against"], ref) else \
+            float(np.max(np.abs(np.expm1(values["against"] - ref))))
     return {"pairs": pairs, "n": n, "T": T, "products": n_products, "threads": threads, "median_s": med,
             "all_s": times, "gflops": rate, "floor_s": floor, "max_rel_diff_vs_gradlab": err}
 
@@ -247,6 +268,12 @@ def report(cases, memory, load) -> str:
             f"| {cell('torch (b)')} | {cell('products only')} | {c['floor_s']:.3f} s ({c['gflops']:.1f} GFLOP/s) "
             f"| {m['numpy (a)'] / m['gradlab']:.1f}× | {(tb / m['gradlab']) if tb else float('nan'):.1f}× "
             f"| {m['gradlab'] / c['floor_s']:.2f}× | {diffs} |")
+    for c in cases:
+        if "against" in c["median_s"]:
+            m, th = c["median_s"], c["threads"]
+            lines.append(f"A/B {c['pairs']}, n={c['n']}: gradlab {m['gradlab']:.3f} s ({th['gradlab']}t), "
+                         f"against {m['against']:.3f} s ({th['against']}t): gradlab / against "
+                         f"{m['gradlab'] / m['against']:.3f}; norms {c['max_rel_diff_vs_gradlab']['against']}")
     if memory is None:
         return "\n".join(lines)
     lines += ["", f"peak memory, last pairs, n={memory['n']}, T={memory['T']} (fresh process, 1 BLAS thread): "
@@ -263,13 +290,17 @@ def main(argv=None) -> None:
     parser.add_argument("--no-torch", action="store_true", help="leave out reference (b)")
     parser.add_argument("--only", default=None, help="run only case number i (0-based) and skip memory")
     parser.add_argument("--json", default=None, help="also write the raw results to this file")
+    parser.add_argument("--against", default=None, metavar="FILE",
+                        help="also time this saved copy of gradlab/analysis/jacobian_norms.py (an A/B in one run)")
     parser.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.memory_child:
         memory_child(*map(int, args.memory_child.split(",")))
         return
-    global NO_TORCH
+    global NO_TORCH, AGAINST
     NO_TORCH = args.no_torch
+    if args.against:
+        AGAINST = load_against(args.against)
     if not NO_TORCH:
         import_torch()
     cfg = QUICK if args.quick else FULL

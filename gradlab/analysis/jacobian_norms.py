@@ -27,7 +27,8 @@ exact σ_max, the top eigenvalue of P Pᵀ (typically the first few lags, whose
 spectra are flat). The products of a few consecutive lags are bounded together
 (fewer, larger calls). With ``workers=2`` two threads share the end steps; a
 single end step instead has its σ_max found on the second thread, group after
-group, while the first forms the products a few groups ahead.
+group, while the first forms the products a few groups ahead (a two-stage
+producer/consumer, :mod:`gradlab.analysis._pipeline`).
 ``method="auto"`` uses ``"exact"`` where that is faster (small states, short
 lags; :func:`choose_method`, crossovers measured by
 ``benchmarks/bench_norm_methods.py``).
@@ -45,13 +46,14 @@ does not grow with the number of end steps.
 from __future__ import annotations
 
 import threading
-from concurrent.futures import FIRST_EXCEPTION, CancelledError, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg
 
 from ..errors import GradlabError
+from ._pipeline import Pipeline
 
 METHODS = ("auto", "subspace", "exact", "svd")
 BLOCK = 8            # p: Krylov block size (converges with the gap σ_1 vs σ_{p+1})
@@ -64,7 +66,7 @@ EVR_MIN = 80         # from this size on, LAPACK's evr (top eigenvalue only) bea
 STACK_BYTES = 64 << 20   # largest stack of products grown at once (bounds memory for "all")
 SEED = 20131130      # start blocks are random but reproducible (the same norms on every call)
 LANES = 2            # independent stacks of end steps (one per thread with workers=2)
-RING = 4             # groups of products in flight: formed, queued or being bounded
+BUFFERS = 4          # groups of products in flight with a second thread: formed, queued or being bounded
 
 
 @dataclass(frozen=True)
@@ -193,13 +195,13 @@ def grow_log_norms(trace, ends: np.ndarray, method: str = "auto", workers: int =
     chunk = max(1, STACK_BYTES // (len(lanes) * trace.B * r * (r + p) * 8))
 
     stop = threading.Event()        # set when one lane fails or is interrupted: the others end too
+    threaded = workers > 1 and len(lanes) == 1      # a single lane bounds its groups on the second thread
 
     def grow_lane(i: int) -> list[np.ndarray]:
         rng = np.random.default_rng([SEED, i])
         lane, cols = lanes[i], []
-        with (ThreadPoolExecutor(1) if workers > 1 and len(lanes) == 1 else _Inline()) as pool:
-            for j in range(0, len(lane), chunk):
-                cols.extend(_grow_chunk(factors, lane[j:j + chunk], method, p, rng, pool, stop))
+        for j in range(0, len(lane), chunk):
+            cols.extend(_grow_chunk(factors, lane[j:j + chunk], method, p, rng, threaded, stop))
         return cols
 
     if workers > 1 and len(lanes) > 1:
@@ -239,60 +241,41 @@ def choose_method(r: int, ends: np.ndarray) -> str:
     return "subspace" if r * r * mean_lag(ends) >= SUBSPACE_MIN_WORK else "exact"
 
 
-class _Inline:
-    """A stand-in for a one-thread pool that runs each job when submitted."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def submit(self, f, *args):
-        future = Future()
-        future.set_result(f(*args))
-        return future
-
-
-def _grow_chunk(factors, ends, method, p, rng, pool, stop=None):
+def _grow_chunk(factors, ends, method, p, rng, threaded=False, stop=None):
     """:func:`grow_log_norms` for one chunk of end steps, grown as one stack.
 
     The products of ``g`` consecutive lags (a *group*) are kept and their
     σ_max found together, so the per-call overhead of the small linear
     algebra is shared by g · E · B matrices; all start from the block of the
-    last lag of the previous group. The σ_max of each group is a job for
-    ``pool``: with a one-thread pool the jobs run in order on a second thread
-    (each warm-starts from the one before) while this thread forms the next
-    products, up to ``RING`` − 1 groups ahead (numpy releases the GIL in BLAS
-    and LAPACK): two stages, two cores, neither waiting for the other. A set
-    ``stop`` event ends the chunk at the next group (CancelledError).
+    last lag of the previous group. Two stages
+    (:class:`~gradlab.analysis._pipeline.Pipeline`): this thread forms the
+    groups and :meth:`_SigmaStage.run` bounds them in order, each warm-started
+    from the one before. With ``threaded`` the bounding runs on a second
+    thread while this one forms up to ``BUFFERS`` − 1 groups ahead (numpy
+    releases the GIL in BLAS and LAPACK). A set ``stop`` event ends the chunk
+    at the next group (CancelledError).
     """
     trace = factors.trace
     B, r, E = trace.B, trace.state_size, len(ends)
-    # Groups in flight: RING with a second thread; else the newest and the one it grows from.
-    depth = RING if isinstance(pool, ThreadPoolExecutor) else 2
-    m = 1
+    m = 1                                               # lags per group
     if method == "subspace" and np.isfinite(factors.bound).all():
-        # The cap counts RING slots whatever the pool: the groups, and so the norms, must not
-        # depend on ``workers``.
-        m = int(np.clip(-(-GROUP // (E * B)), 1, max(1, STACK_BYTES // (RING * E * B * r * r * 8))))
-    ring = np.empty((depth, m, E, B, r, r))             # groups being formed or bounded
-    jobs = [None] * depth                               # the σ_max job reading each slot
+        # The cap counts BUFFERS groups even when they are bounded inline: the groups, and so
+        # the norms, must not depend on ``workers``.
+        m = int(np.clip(-(-GROUP // (E * B)), 1, max(1, STACK_BYTES // (BUFFERS * E * B * r * r * 8))))
+    # Groups in flight: BUFFERS with a second thread; inline, the newest and the one it grows from.
+    buffers = np.empty((BUFFERS if threaded else 2, m, E, B, r, r))
     stage = _SigmaStage(factors, ends, method, p, rng)
     log_scale = np.zeros((E, B))                        # ln of the scale divided out of the newest product
-    first, lag0, slot = 0, 1, 0
+    first, lag0 = 0, 1                                  # first end step still growing; lag of the next group
     live = None                                         # (E, B, r, r) view of the newest product
-    try:
+    with Pipeline(stage.run, len(buffers), threaded, stop) as pipe:
         while lag0 <= ends[-1]:
-            if stop is not None and stop.is_set():
-                raise CancelledError("another lane failed or was interrupted")
+            b = pipe.next_buffer()                      # free; the previous one (``live``) is left alone
             while ends[first] < lag0:
                 first += 1
             g = min(m, ends[first] - lag0 + 1)          # no product finishes inside a group
             steps = ends[first:] - (lag0 + np.arange(g))[:, None] + 1         # (g, Ea): factor added
-            if jobs[slot] is not None:
-                jobs[slot].result()                     # its products are no longer needed
-            group = ring[slot, :g, first:]
+            group = buffers[b, :g, first:]
             if lag0 == 1:
                 group[0] = factors.first(ends)
             c = np.zeros(group.shape[:3])               # ln of the rescaling carried by each member
@@ -300,23 +283,14 @@ def _grow_chunk(factors, ends, method, p, rng, pool, stop=None):
                 if lag0 + j > 1:
                     factors.advance(group[j - 1] if j else live[first:], group[j], steps[j])
                 c[j] = (c[j - 1] if j else 0.0) + _rescale(group[j])
-            live = ring[slot, g - 1]
+            live = buffers[b, g - 1]
             # ln of the scale of each member: the newest product's, those of the factors added,
             # and the rescaling.
             added = np.cumsum(factors.log_c[:, steps - 1].transpose(1, 2, 0), axis=0)    # (g, Ea, B)
             ls = log_scale[first:] + added + c
             log_scale[first:] = ls[-1]
-            jobs[slot] = pool.submit(stage.run, group, first, lag0, steps, ls, c)
-            lag0, slot = lag0 + g, (slot + 1) % depth
-        for i in range(depth):                          # in submission order: the first error surfaces
-            job = jobs[(slot + i) % depth]
-            if job is not None:
-                job.result()
-    except BaseException:
-        for job in jobs:                                # don't bound groups nobody will read
-            if job is not None:
-                job.cancel()
-        raise
+            pipe.put(b, group, first, lag0, steps, ls, c)
+            lag0 += g
     return stage.out
 
 

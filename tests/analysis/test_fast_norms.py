@@ -10,6 +10,9 @@ a warm start orthogonal to the top direction, and huge or tiny scales.
 from __future__ import annotations
 
 import importlib
+import threading
+import time
+from concurrent.futures import CancelledError
 
 import numpy as np
 import pytest
@@ -17,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gradlab as gl
+from gradlab.analysis._pipeline import Pipeline
 from gradlab.errors import GradlabError
 
 jn = importlib.import_module("gradlab.analysis.jacobian_norms")   # the module (the package exports the function)
@@ -115,12 +119,12 @@ def test_workers_do_not_change_the_result():
 
 
 def test_workers_do_not_change_the_result_when_memory_limits_the_groups(monkeypatch):
-    """Lags per group are capped by STACK_BYTES / (slots in flight · B r² · 8): the cap, and so the
+    """Lags per group are capped by STACK_BYTES / (buffers in flight · B r² · 8): the cap, and so the
     grouping and the warm starts, must not depend on whether a second thread bounds the groups
     (it bound at n > 512 for B = 1, n > 482 for B = 3; a smaller STACK_BYTES makes it bind here)."""
     n, B = 32, 3
     tr = make_trace(n, 60, B=B, seed=12)
-    monkeypatch.setattr(jn, "STACK_BYTES", 4 * B * n * n * 8 * 2)     # 2 lags of 4 slots, or 4 of 2
+    monkeypatch.setattr(jn, "STACK_BYTES", 4 * B * n * n * 8 * 2)     # 2 lags of 4 buffers, or 4 of 2
     one = gl.jacobian_norms(tr, "last", method="subspace", workers=1).log_norm
     two = gl.jacobian_norms(tr, "last", method="subspace", workers=2).log_norm
     assert np.array_equal(one, two)
@@ -129,7 +133,7 @@ def test_workers_do_not_change_the_result_when_memory_limits_the_groups(monkeypa
 @pytest.mark.parametrize("workers", [1, 2])
 def test_an_error_in_a_sigma_job_surfaces_as_the_first_one_and_leaves_no_thread(monkeypatch, workers):
     """Six groups of 8 lags, every one from lag 17 on failing: the error is the first failing group's
-    (groups are bounded in order), whatever group the ring slots hold at the end, and no thread stays."""
+    (groups are bounded in order), whatever groups the buffers hold at the end, and no thread stays."""
     import threading
 
     run = jn._SigmaStage.run
@@ -171,6 +175,21 @@ def test_a_failing_lane_stops_the_other_at_once(monkeypatch):
         gl.jacobian_norms(tr, "all", method="subspace", workers=2)
     assert threading.active_count() == threads
     assert len(calls) == 2 and max(calls.values()) < 60, calls
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_one_end_step_bounds_its_groups_on_a_second_thread_only_with_two_workers(monkeypatch, workers):
+    """The point of the pipeline ('last' pairs: one lane): σ_max off the calling thread with workers=2."""
+    where = set()
+    run = jn._SigmaStage.run
+
+    def recording(self, *args):
+        where.add(threading.get_ident())
+        return run(self, *args)
+
+    monkeypatch.setattr(jn._SigmaStage, "run", recording)
+    gl.jacobian_norms(make_trace(16, 40, B=1, seed=3), "last", method="subspace", workers=workers)
+    assert len(where) == 1 and (threading.get_ident() in where) == (workers == 1)
 
 
 class OpaqueTrace(gl.StateTrace):
@@ -387,3 +406,148 @@ def test_auto_iterates_only_for_large_states_and_long_lags():
     assert jn.choose_method(64, jn.end_steps("last", 100)) == "exact"         # 4096 · 50.5 < 2.5e5
     assert jn.choose_method(32, jn.end_steps("last", 500)) == "subspace"     # mean lag 250.5
     assert jn.mean_lag(np.array([3])) == 2.0                                 # lags 1, 2, 3
+
+
+# ------------------------------------------------------------------ the two-stage pipeline itself
+
+def run_pipeline(consume, items, buffers=3, threaded=True, stop=None, form=None):
+    """Put ``items`` through a Pipeline; ``form(b, item)`` runs in the producer before each put."""
+    with Pipeline(consume, buffers, threaded, stop) as pipe:
+        for item in items:
+            b = pipe.next_buffer()
+            if form is not None:
+                form(b, item)
+            pipe.put(b, b, item)
+
+
+@pytest.mark.parametrize("threaded", [False, True])
+def test_pipeline_consumes_every_item_in_order_on_the_expected_thread(threaded):
+    rng = np.random.default_rng(0)
+    delays = rng.uniform(0, 2e-3, 40)           # a consumer sometimes slower, sometimes faster
+    done, where = [], set()
+
+    def consume(b, item):
+        time.sleep(delays[item])
+        done.append(item)
+        where.add(threading.get_ident())
+
+    threads = threading.active_count()
+    run_pipeline(consume, range(40), threaded=threaded)
+    assert done == list(range(40))              # all of them, in order, finished on leaving the block
+    assert (threading.get_ident() in where) != threaded and len(where) == 1
+    assert threading.active_count() == threads
+
+
+@pytest.mark.parametrize("threaded", [False, True])
+@pytest.mark.parametrize("slow", ["consumer", "producer"])
+def test_pipeline_never_hands_out_a_buffer_still_in_use(threaded, slow):
+    """Each item is written into its buffer; the consumer finds it intact however long it takes, the
+    producer finds the previous item intact while forming the next (rotation), and no more items
+    than buffers are ever in flight."""
+    n = 3
+    buffers = np.full(n, -1)
+    in_flight, most = [0], [0]
+    lock = threading.Lock()
+
+    def form(b, item):
+        assert b == item % n                                    # handed out in rotation
+        if item:
+            assert buffers[(b - 1) % n] == item - 1             # the previous item is left alone
+        if slow == "producer":
+            time.sleep(1e-3)
+        buffers[b] = item
+        with lock:
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0])
+
+    def consume(b, item):
+        if slow == "consumer":
+            time.sleep(1e-3)
+        assert buffers[b] == item                               # not overwritten while in use
+        with lock:
+            in_flight[0] -= 1
+
+    run_pipeline(consume, range(30), buffers=n, threaded=threaded, form=form)
+    assert in_flight[0] == 0 and most[0] <= n
+    if not threaded:
+        assert most[0] == 1                                     # consumed inside put
+    elif slow == "consumer":
+        assert most[0] == n                                     # the producer ran ahead as far as allowed
+
+
+@pytest.mark.parametrize("threaded", [False, True])
+@pytest.mark.parametrize("fail_from", [4, 19])      # in the middle, and the last item (raised on leaving)
+def test_pipeline_raises_the_consumers_first_error_and_consumes_nothing_after_it(threaded, fail_from):
+    done = []
+
+    def consume(b, item):
+        if item in (fail_from, fail_from + 1):          # two errors: the first one is raised
+            time.sleep(0.01)                            # meanwhile the producer fills every buffer
+            raise ValueError(f"item {item}")
+        done.append(item)
+
+    threads = threading.active_count()
+    with pytest.raises(ValueError, match=f"^item {fail_from}$"):
+        run_pipeline(consume, range(20), threaded=threaded)
+    assert done == list(range(fail_from))
+    assert threading.active_count() == threads
+
+
+@pytest.mark.parametrize("threaded", [False, True])
+def test_pipeline_stops_at_the_next_item_when_the_event_is_set(threaded):
+    """Another pipeline (a lane) sets the shared event: this one ends without consuming the rest."""
+    stop, done = threading.Event(), []
+
+    def consume(b, item):
+        done.append(item)
+        if item == 5:
+            stop.set()
+
+    threads = threading.active_count()
+    with pytest.raises(CancelledError):
+        run_pipeline(consume, range(100), threaded=threaded, stop=stop)
+    assert done == list(range(6))
+    assert threading.active_count() == threads
+
+
+def test_pipeline_set_while_the_producer_waits_for_a_buffer_ends_the_wait():
+    """Every buffer in flight, the consumer stuck in a long item: setting the event frees the producer
+    as soon as that item ends, and the waiting items are skipped."""
+    stop, gate, done = threading.Event(), threading.Event(), []
+
+    def consume(b, item):
+        gate.wait()                                 # item 0 runs until the event is set
+        done.append(item)
+
+    def cancel():
+        stop.set()
+        gate.set()
+
+    timer = threading.Timer(0.2, cancel)
+    timer.start()
+    with pytest.raises(CancelledError):
+        run_pipeline(consume, range(10), buffers=2, stop=stop)
+    timer.join()
+    assert done == [0]
+
+
+def test_pipeline_interrupted_in_the_producer_skips_the_rest_and_leaves_no_thread():
+    """Ctrl-C in the producer while the consumer works on item 0: items 1, 2 are never consumed."""
+    gate, done = threading.Event(), []
+
+    def consume(b, item):
+        gate.wait()
+        done.append(item)
+
+    threads = threading.active_count()
+    timer = threading.Timer(0.3, gate.set)          # item 0 ends after the interrupt reached the pipeline
+    with pytest.raises(KeyboardInterrupt):
+        with Pipeline(consume, 4, threaded=True) as pipe:
+            for item in range(3):
+                b = pipe.next_buffer()
+                pipe.put(b, b, item)
+            timer.start()
+            raise KeyboardInterrupt
+    timer.join()
+    assert done == [0]
+    assert threading.active_count() == threads
