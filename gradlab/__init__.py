@@ -67,10 +67,13 @@ _EXPORTS = {
     # experiments
     "RunConfig": "experiments.config",
     "RunResult": "experiments.runner", "analyse": "experiments.runner", "build_model": "experiments.runner",
+    "Network": "experiments.runner",
     "write_run": "experiments.runner",
     "load_spec": "experiments.sweep", "run_sweep": "experiments.sweep",
     # io
     "inspect_path": "io.inspect",
+    # the PyTorch bridge (needs torch when used)
+    "from_torch": "torch",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -85,7 +85,7 @@ def test_run_csvs_hold_the_library_result_to_the_last_digit(tmp_path, capsys):
 def test_run_with_weights_and_input_files(tmp_path, capsys):
     rng = np.random.default_rng(0)
     p = gl.init_params(5, 3, 2, radius=1.1, rng=rng)
-    gl.save_weights(tmp_path / "w.npz", p)
+    gl.save_weights(tmp_path / "w.npz", p, activation="tanh")      # recorded: φ is not a state-dict array
     np.save(tmp_path / "x.npy", rng.standard_normal((7, 3)))
     np.save(tmp_path / "ids.npy", rng.integers(0, 3, size=(2, 9)))
     code, _, err = gradlab(capsys, "run", "--weights", tmp_path / "w.npz", "--input-seq", tmp_path / "x.npy",
@@ -119,7 +119,7 @@ def test_a_weights_run_manifest_records_what_was_analysed(tmp_path, capsys, cell
     out = tmp_path / "mine"
     code, _, err = gradlab(capsys, "run", "--cell", cell, "--weights", tmp_path / "w.npz", "--input-seq",
                            tmp_path / "x.npy", "--init", "orthogonal", "--radius", "2.5", "--scale-by", "sigma_max",
-                           "--input-scale", "3", "--hidden", "99", "--inputs", "8", "--out", out)
+                           "--input-scale", "3", "--hidden", "99", "--inputs", "8", "--activation", "tanh", "--out", out)
     assert code == 0, err
     manifest = json.loads((out / "manifest.json").read_text())
     config = manifest["config"]
@@ -151,7 +151,7 @@ def test_a_random_run_manifest_keeps_its_init_and_names_no_files(tmp_path, capsy
 
 def test_check_with_weights_does_not_print_an_init_or_radius_it_did_not_use(tmp_path, capsys):
     p = gl.init_params(2, 2, 2, radius=0.7, rng=np.random.default_rng(0))
-    gl.save_weights(tmp_path / "w.npz", p)
+    gl.save_weights(tmp_path / "w.npz", p, activation="tanh")
     code, stdout, _ = gradlab(capsys, "check", "--weights", tmp_path / "w.npz", "--steps", "3", "--batch", "1",
                               "--radius", "2.5", "--init", "orthogonal")
     header = stdout.splitlines()[0]

@@ -40,11 +40,12 @@ def log_rate(lag: np.ndarray, W_hh: np.ndarray) -> np.ndarray:
     return np.asarray(lag) * np.log(spectral_radius(W_hh))
 
 
-def spectrum_table(W: np.ndarray) -> pd.DataFrame:
+def spectrum_table(W: np.ndarray, matrix: str | None = None) -> pd.DataFrame:
     """Tidy table of eigenvalues and singular values.
 
     Columns: ``kind`` (``eigenvalue`` | ``singular_value``), ``index`` (0 =
-    largest modulus), ``real``, ``imag``, ``abs``.
+    largest modulus), ``real``, ``imag``, ``abs``, and with ``matrix`` a
+    column ``matrix`` naming what W is (``W_hh``, or ``J_T`` for a gated cell).
     """
     lam = eigenvalues(W)
     sv = singular_values(W)
@@ -52,7 +53,10 @@ def spectrum_table(W: np.ndarray) -> pd.DataFrame:
                         "real": lam.real, "imag": lam.imag, "abs": np.abs(lam)})
     sing = pd.DataFrame({"kind": "singular_value", "index": np.arange(sv.size),
                          "real": sv, "imag": 0.0, "abs": sv})
-    return pd.concat([eig, sing], ignore_index=True)
+    table = pd.concat([eig, sing], ignore_index=True)
+    if matrix is not None:
+        table["matrix"] = matrix
+    return table
 
 
 @dataclass(frozen=True)

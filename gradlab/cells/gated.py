@@ -30,7 +30,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import GradlabError, check_choice
-from .base import StateTrace
 from .init import init_recurrent
 from .weights import read_npz, read_readout
 
@@ -157,40 +156,6 @@ def save_gated_weights(path, params: GatedParams) -> None:
     """Write gated-cell parameters with PyTorch names (loadable into ``nn.LSTM``/``nn.GRU``)."""
     np.savez(path, weight_ih_l0=params.W_ih, weight_hh_l0=params.W_hh, bias_ih_l0=params.b_ih,
              bias_hh_l0=params.b_hh, **{"fc.weight": params.W_hy, "fc.bias": params.b_y})
-
-
-class GatedTrace(StateTrace):
-    """What every gated trace derives from its states ``h`` (B, T + 1, n) and ``right_multiply`` (P ↦ P J_t).
-
-    Subclasses define ``h``, ``state_size`` and ``right_multiply``.
-    """
-
-    @property
-    def B(self) -> int:
-        return self.h.shape[0]
-
-    @property
-    def T(self) -> int:
-        return self.h.shape[1] - 1
-
-    @property
-    def n(self) -> int:
-        return self.h.shape[2]
-
-    def vjp(self, v: np.ndarray, t: int) -> np.ndarray:
-        """Row-vector product v J_t = (J_tᵀ v)ᵀ for v of shape (B, s)."""
-        return self.right_multiply(v[:, None, :], t)[:, 0]
-
-    def jacobian(self, t: int) -> np.ndarray:
-        """Dense step Jacobian J_t = ∂s_t/∂s_{t−1}, (B, s, s), built from ``right_multiply``."""
-        s = self.state_size
-        return self.right_multiply(np.broadcast_to(np.eye(s), (self.B, s, s)), t)
-
-    def embed_h(self, g_h: np.ndarray) -> np.ndarray:
-        """Place a gradient with respect to h, (B, T + 1, n), into the state layout (B, T + 1, s)."""
-        out = np.zeros(g_h.shape[:-1] + (self.state_size,))
-        out[..., :g_h.shape[-1]] = g_h
-        return out
 
 
 def forward_gated(params: GatedParams, x: np.ndarray):

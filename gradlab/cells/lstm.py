@@ -473,14 +473,3 @@ class CellStateTrace(StateTrace):
 def cell_state_trace(trace: LSTMTrace, which: str = "full") -> CellStateTrace:
     """The LSTM's cell-state Jacobians ∂C_t/∂C_{t−1}, ``"full"`` or ``"forget"`` (diag(f_t)) only."""
     return CellStateTrace(trace, which)
-
-
-def exact_cell_state_norms(trace: LSTMTrace, pairs: str = "last"):
-    """ln‖∂C_t/∂C_k‖₂, the exact total derivative: :func:`gradlab.analysis.cell_state.exact_cell_state_norms`.
-
-    Kept here so that ``gradlab.cells.lstm.exact_cell_state_norms`` (and the
-    old ``gradlab.lstm``) still find it; the analysis lives in its layer.
-    """
-    from ..analysis.cell_state import exact_cell_state_norms as exact
-
-    return exact(trace, pairs)

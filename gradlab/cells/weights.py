@@ -23,30 +23,158 @@ key                shape    meaning
 
 An LSTM or GRU has the same keys with G = 4 or 3 gate blocks stacked in
 PyTorch's order (:mod:`gradlab.cells.gated`).
+
+A state dict does not record the RNN's nonlinearity (``nn.RNN(...,
+nonlinearity="relu")``); a file may, as a 0-d string entry::
+
+    np.savez("rnn.npz", nonlinearity="relu", **{k: v.numpy() for k, v in rnn.state_dict().items()})
+
+Other keys (an embedding, a BatchNorm's ``num_batches_tracked``, members that
+are not arrays) are not read; :class:`WeightsFile` names them. Only real
+floating-point arrays are read (:mod:`gradlab.io.files` checks every member
+before reading it), and weights whose scale lies outside
+[:data:`SMALLEST_SCALE`, :data:`LARGEST_SCALE`] are refused: LAPACK cannot find
+the eigenvalues of a matrix of subnormal numbers, and products of entries
+beyond 1e300 overflow.
 """
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import GradlabError
-from ..io.files import file_sha256, load_inputs, read_arrays  # noqa: F401  (public here before 0.2)
+from ..errors import GradlabError, check_positive_number
+from ..io.files import (file_sha256, load_inputs, npz_contents, read_arrays,  # noqa: F401  (public here before 0.2)
+                        read_npz_arrays, read_npz_text)
+from .activations import ACTIVATIONS
+from .base import read_readout  # noqa: F401  (defined with the protocol, shared by every cell)
 
 REQUIRED = ("weight_ih_l0", "weight_hh_l0")
 
 
-def read_npz(path, required=REQUIRED) -> dict[str, np.ndarray]:
-    """All arrays of a weights file as float64, checking that ``required`` keys are present."""
-    arrays = strip_module_prefix(read_arrays(path), required)
-    missing = [k for k in required if k not in arrays]
+READOUT_KEYS = ("fc.weight", "fc.bias")
+NONLINEARITY = "nonlinearity"
+SMALLEST_SCALE = 1e-300     # below: a subnormal scale (float64's normal range starts at 2.2e-308)
+LARGEST_SCALE = 1e300       # above: products of two entries overflow
+TORCH_NAMES = {"rnn": "nn.RNN", "gru": "nn.GRU", "lstm": "nn.LSTM"}
+GATE_BLOCKS = {1: "rnn", 3: "gru", 4: "lstm"}     # rows of weight_hh_l0 per hidden unit → the cell
+
+
+@dataclass(frozen=True)
+class WeightsFile:
+    """What a weights file holds, read and checked (:func:`read_weights_file`).
+
+    Attributes
+    ----------
+    path : str
+    arrays : dict[str, numpy.ndarray]
+        The state-dict arrays a cell reads (``weight_*``, ``bias_*``, ``fc.*``),
+        float64, under their names without a module prefix.
+    nonlinearity : str or None
+        The ``nonlinearity`` entry, when the file records one.
+    ignored : tuple of str
+        Keys and members that were not read (not part of the recurrent net).
+    """
+
+    path: str
+    arrays: dict
+    nonlinearity: str | None = None
+    ignored: tuple[str, ...] = ()
+
+    @property
+    def has_readout(self) -> bool:
+        return "fc.weight" in self.arrays
+
+
+def weights_headers(path) -> tuple[dict, dict, tuple[str, ...]]:
+    """The headers of a weights file's arrays, no data read: (headers, member keys, ignored).
+
+    ``headers`` maps each key the cells read (module prefix removed) to its
+    :class:`~gradlab.io.files.ArrayHeader`, ``member keys`` those keys to the
+    members' own names. Refuses a file lacking a required key, an empty
+    required array, a stacked or bidirectional network and a bias with more
+    entries than any weight matrix has rows (checked before anything is read).
+    """
+    contents = npz_contents(path)
+    prefix = module_prefix(contents.headers, REQUIRED)
+    names = {(k[len(prefix):] if prefix and k.startswith(prefix) else k): k for k in contents.headers}
+    headers = {key: contents.headers[member] for key, member in names.items()}
+    missing = [k for k in REQUIRED if k not in headers]
     if missing:
-        raise GradlabError(f"weights file {str(path)!r} lacks {', '.join(missing)} (has: {', '.join(sorted(arrays)) or 'nothing'})")
-    for key in required:
-        if arrays[key].size == 0:
-            raise GradlabError(f"weights file {str(path)!r}: {key} is empty (shape {arrays[key].shape})")
-    check_one_layer(arrays, path)
-    return arrays
+        raise GradlabError(f"weights file {str(path)!r} lacks {', '.join(missing)} "
+                           f"(has: {', '.join(sorted(headers)) or 'nothing'})")
+    for key in REQUIRED:
+        if headers[key].size == 0:
+            raise GradlabError(f"weights file {str(path)!r}: {key} is empty (shape {headers[key].shape})")
+    check_one_layer(headers, path)
+    used = [k for k in headers if _LAYER_KEY.match(k) or k in READOUT_KEYS or k == NONLINEARITY]
+    rows = max(h.shape[0] for k, h in headers.items() if k in used and len(h.shape) == 2) \
+        if any(len(headers[k].shape) == 2 for k in used) else 0
+    for key in used:   # a bias longer than every matrix is wrong whatever the cell: refuse it before reading it
+        h = headers[key]
+        if key != NONLINEARITY and len(h.shape) == 1 and h.size > rows:
+            raise GradlabError(f"{key} in {str(path)!r} has shape {h.shape}, expected at most ({rows},) entries "
+                               "(the rows of its weight matrix)")
+    ignored = tuple(sorted(names[k] for k in headers if k not in used)) + contents.other
+    return {k: headers[k] for k in used}, {k: names[k] for k in used}, ignored
+
+
+def read_weights_file(path, max_bytes: int | None = None) -> WeightsFile:
+    """Read and check a weights file: its state-dict arrays, its ``nonlinearity`` entry, what it ignores.
+
+    ``max_bytes`` bounds the memory its arrays take (from their headers,
+    before anything is inflated: a zip bomb is refused, not unpacked).
+    """
+    headers, members, ignored = weights_headers(path)
+    keys = [k for k in headers if k != NONLINEARITY]
+    arrays = read_npz_arrays(path, [members[k] for k in keys], max_bytes=max_bytes)
+    arrays = {k: arrays[members[k]] for k in keys}
+    nonlinearity = None
+    if NONLINEARITY in headers:
+        nonlinearity = read_npz_text(path, members[NONLINEARITY])
+        if nonlinearity not in ACTIVATIONS:
+            raise GradlabError(f"weights file {str(path)!r} records nonlinearity {nonlinearity!r}; gradlab knows "
+                               f"{', '.join(ACTIVATIONS)}")
+    check_weight_scales(arrays, path)
+    return WeightsFile(str(path), arrays, nonlinearity, ignored)
+
+
+def check_weight_scales(arrays: dict, path) -> None:
+    """Refuse weights beyond :data:`LARGEST_SCALE`, or a recurrent block of subnormal scale.
+
+    Finite arrays only: non-finite values are the cell's to report (by name).
+    A recurrent matrix (``weight_hh_l*``, G stacked n × n gate blocks) whose
+    largest |entry| is below :data:`SMALLEST_SCALE` has no computable
+    spectrum (LAPACK: "eigenvalues did not converge").
+    """
+    for key, a in arrays.items():
+        if a.size == 0 or not np.all(np.isfinite(a)):
+            continue
+        top = float(np.max(np.abs(a)))
+        if top > LARGEST_SCALE:
+            raise GradlabError(f"weights file {str(path)!r}: {key} holds entries up to |w| = {top:.3g}, beyond "
+                               f"{LARGEST_SCALE:g}: the products of a forward pass overflow float64; rescale it")
+        if key.startswith("weight_hh_l") and a.ndim == 2 and a.shape[1] and a.shape[0] % a.shape[1] == 0:
+            blocks = np.abs(a).reshape(-1, a.shape[1], a.shape[1]).max(axis=(1, 2))
+            small = blocks[(blocks > 0) & (blocks < SMALLEST_SCALE)]
+            if small.size:
+                raise GradlabError(f"weights file {str(path)!r}: {key} has entries of at most |w| = {small[0]:.3g}, "
+                                   f"a subnormal scale below {SMALLEST_SCALE:g}: its eigenvalues cannot be computed "
+                                   "(rescale it, or set it to zero)")
+
+
+def check_scale(value, name: str) -> None:
+    """A spectral or input scale in [:data:`SMALLEST_SCALE`, :data:`LARGEST_SCALE`] (radius, input_scale)."""
+    check_positive_number(value, name)
+    if not SMALLEST_SCALE <= value <= LARGEST_SCALE:
+        raise GradlabError(f"{name} must lie between {SMALLEST_SCALE:g} and {LARGEST_SCALE:g}, got {value!r}: "
+                           "weights of that scale are subnormal or overflow float64")
+
+
+def read_npz(path, required=REQUIRED) -> dict[str, np.ndarray]:
+    """The state-dict arrays of a weights file as float64 (:func:`read_weights_file`)."""
+    return read_weights_file(path).arrays
 
 
 _LAYER_KEY = re.compile(r"^(?:weight|bias)_(?:ih|hh|hr)_l(\d+)(_reverse)?$")
@@ -78,24 +206,19 @@ def strip_module_prefix(arrays: dict, required) -> dict:
     prefix (``model.state_dict()`` of a module holding an ``nn.RNN``), keys
     under that prefix lose it; other keys (e.g. ``fc.weight``) are kept.
     """
-    if all(k in arrays for k in required):
+    prefix = module_prefix(arrays, required)
+    if not prefix:
         return arrays
-    prefixes = {key[: -len(required[0])] for key in arrays if key.endswith("." + required[0])}
-    prefixes = [p for p in prefixes if all(p + k in arrays for k in required)]
-    if len(prefixes) != 1:
-        return arrays
-    (prefix,) = prefixes
     return {key[len(prefix):] if key.startswith(prefix) else key: value for key, value in arrays.items()}
 
 
-def read_readout(arrays: dict, n: int, d: int, rng: np.random.Generator | None, m: int | None):
-    """``fc.weight``/``fc.bias`` from a weights file, or W_hy ~ N(0, 1/n) (m outputs, default d) and b_y = 0."""
-    if "fc.weight" in arrays:
-        W_hy = arrays["fc.weight"]
-        return W_hy, arrays.get("fc.bias", np.zeros(W_hy.shape[0] if W_hy.ndim == 2 else 0))
-    rng = np.random.default_rng() if rng is None else rng
-    m = d if m is None else m
-    return rng.standard_normal((m, n)) / np.sqrt(n), np.zeros(m)
+def module_prefix(keys, required) -> str:
+    """The one module prefix (``"rnn."``) under which all ``required`` keys appear, or ``""``."""
+    if all(k in keys for k in required):
+        return ""
+    prefixes = {key[: -len(required[0])] for key in keys if key.endswith("." + required[0])}
+    prefixes = [p for p in prefixes if all(p + k in keys for k in required)]
+    return prefixes[0] if len(prefixes) == 1 else ""
 
 
 def load_params(cell, path, rng: np.random.Generator | None = None, m: int | None = None):
@@ -104,12 +227,44 @@ def load_params(cell, path, rng: np.random.Generator | None = None, m: int | Non
     A missing read-out (``fc.weight``) is drawn N(0, 1/n) from ``rng`` with
     ``m`` outputs (default: d).
     """
-    return cell.from_state_dict(read_npz(path, REQUIRED), str(path), rng, m)
+    return params_from_file(cell, read_weights_file(path), rng, m)
+
+
+def params_from_file(cell, weights: WeightsFile, rng: np.random.Generator | None = None, m: int | None = None):
+    """``cell``'s parameters from a read :class:`WeightsFile`; a file of another cell is named as such.
+
+    ``weight_hh_l0`` of an ``nn.LSTM`` is 4n × n, of an ``nn.GRU`` 3n × n, of
+    an ``nn.RNN`` n × n: a file that is plainly another cell's is refused
+    with the ``--cell`` that reads it.
+    """
+    check_cell_of(cell, weights.arrays["weight_hh_l0"].shape, weights.path)
+    return cell.from_state_dict(weights.arrays, weights.path, rng, m)
+
+
+def check_cell_of(cell, shape: tuple, path) -> None:
+    """Refuse a ``weight_hh_l0`` of shape (G n, n) whose G says it belongs to another cell than ``cell``."""
+    name = getattr(cell, "name", None)
+    if name not in TORCH_NAMES or len(shape) != 2 or not shape[1] or shape[0] % shape[1]:
+        return
+    found = GATE_BLOCKS.get(shape[0] // shape[1])
+    if found is None or found == name:
+        return
+    G = shape[0] // shape[1]
+    raise GradlabError(f"weights file {str(path)!r} holds an {TORCH_NAMES[found]} state dict (weight_hh_l0 is "
+                       f"{f'{G}n' if G > 1 else 'n'} × n = {shape[0]} × {shape[1]}), not an {TORCH_NAMES[name]}'s: "
+                       f"analyse it with --cell {found} (cell = \"{found}\" in a sweep file)")
 
 
 def save_params(cell, path, params) -> None:
-    """Write ``cell``'s parameters with PyTorch names (loadable into the matching ``nn`` module)."""
-    np.savez(path, **cell.state_dict(params))
+    """Write ``cell``'s parameters with PyTorch names, and its nonlinearity when it has one.
+
+    The ``nonlinearity`` entry (the RNN's φ) lets ``gradlab run --weights``
+    analyse the file with the φ it was made with; drop it (and ``fc.*``)
+    to load the file into the matching ``nn`` module.
+    """
+    activation = getattr(getattr(cell, "layer", cell), "activation", None)
+    extra = {} if activation is None else {NONLINEARITY: getattr(activation, "name", activation)}
+    np.savez(path, **extra, **cell.state_dict(params))
 
 
 def load_weights(path, rng: np.random.Generator | None = None, m: int | None = None):
@@ -119,8 +274,15 @@ def load_weights(path, rng: np.random.Generator | None = None, m: int | None = N
     return load_params(RNNCell(), path, rng, m)
 
 
-def save_weights(path, params) -> None:
-    """Write vanilla-RNN parameters with PyTorch names (all of b_h goes to ``bias_ih_l0``)."""
+def save_weights(path, params, activation: str | None = None) -> None:
+    """Write vanilla-RNN parameters with PyTorch names (all of b_h goes to ``bias_ih_l0``).
+
+    With ``activation`` the file records it (``nonlinearity``); without, the
+    analysis of the file must be told it (``gradlab run --activation``).
+    """
     from .rnn import RNNCell
 
-    save_params(RNNCell(), path, params)
+    if activation is None:
+        np.savez(path, **RNNCell().state_dict(params))
+    else:
+        save_params(RNNCell(activation), path, params)

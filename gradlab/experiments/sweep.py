@@ -27,19 +27,26 @@ its hash: never from the order in which runs execute, so the results are the
 same on one process, many, or a Dask cluster.
 
 Resuming: every finished run is committed on its own, atomically, as a
-folder ``parts/<run_id>-<hash>/`` holding its rows; the tables of the sweep
-(``runs.csv``, ``norms.csv``, …) are built from the parts, in run order,
-when all runs are done. Killed and started again with the same command, a
-sweep computes only the runs without a part; a changed sweep file is refused
-unless ``force``, and so is a sweep begun by other gradlab code: the
+folder ``parts/<run_id>-<hash>/`` holding its rows and a ``part.json`` (each
+file's row count and SHA-256, the code fingerprint of the process that
+computed it, the SHA-256 of the weights and input files it read); the
+tables of the sweep (``runs.csv``, ``norms.csv``, …) are built from the
+parts, in run order, when all runs are done. Killed and started again with
+the same command, a sweep computes only the runs without a complete part: a
+part cut short, missing a file, altered, computed by other code or from
+other input files is computed again, never merged. A changed sweep file is
+refused unless ``force``, and so is a sweep begun by other gradlab code (the
 manifest records the :func:`~gradlab.results.code_fingerprint` of the code
 that began the sweep, and a resume with a different one would mix rows of
-two versions (a folder begun by a gradlab that recorded none resumes
-unchecked and keeps ``code: null``).
+two versions; a folder begun by a gradlab that recorded none resumes
+unchecked and keeps ``code: null``) or one whose weights or input files
+changed since it began (their SHA-256 are in the manifest). One process at
+a time writes a sweep folder (:func:`~gradlab.io.results.claim_folder`).
 """
 from __future__ import annotations
 
 import hashlib
+import io
 import itertools
 import json
 import math
@@ -62,8 +69,10 @@ from tqdm import tqdm
 
 from ..errors import GradlabError, check_positive_int
 from .kinds import KINDS, get_kind
-from ..io.results import (FolderRefused, check_new_folder, code_fingerprint, manifest, replaced_folder, same_code,
-                          write_csv, write_json, write_results, write_tables)
+from ..io.files import file_sha256
+from ..io.results import (FolderRefused, WriteFailed, check_new_folder, claim_folder, code_fingerprint, code_label,
+                          manifest, release_inherited_locks, replaced_folder, same_code, write_csv, write_errors,
+                          write_json, write_results, write_tables)
 
 try:
     import tomllib
@@ -181,10 +190,14 @@ def parse_spec(text: str, source: str = "<sweep>", quick: bool = False) -> Sweep
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise GradlabError(f"{source}: malformed TOML: {e}") from None
+    except RecursionError:
+        raise GradlabError(f"{source}: malformed TOML: arrays or tables nested too deeply") from None
     try:
         spec = _spec_from_dict(raw, text, source)
-        _check_points(spec)
+        _check_points(spec, with_budget=not quick)     # the budget of the runs that will run, only
         quick_spec = spec.with_quick()   # checks the [quick] tables whether or not they are used now
+        if quick:
+            _check_points(quick_spec, with_budget=True)
         return quick_spec if quick else spec
     except GradlabError as e:
         raise GradlabError(f"{source}: {e}") from None
@@ -229,10 +242,11 @@ def _grid_table(table, name: str) -> dict:
     for key, values in table.items():
         if not isinstance(values, list) or not values:
             raise GradlabError(f"{name}.{key} must be a non-empty list, got {values!r}")
+        _check_name(key, name)
         for v in values:
             if not isinstance(v, SCALAR_TYPES):
                 raise GradlabError(f"{name}.{key} must list numbers, strings or booleans, got {v!r}")
-        if len({json.dumps(v) for v in values}) < len(values):
+        if len({_same_value(v) for v in values}) < len(values):     # 1 and 1.0 are one value: one run twice
             raise GradlabError(f"{name}.{key} lists a value twice: {values!r}")
     return dict(table)
 
@@ -241,16 +255,76 @@ def _fixed_table(table, name: str) -> dict:
     if not isinstance(table, dict):
         raise GradlabError(f"[{name}] must be a table of values, got {table!r}")
     for key, value in table.items():
+        _check_name(key, name)
         if not isinstance(value, SCALAR_TYPES):
             raise GradlabError(f"{name}.{key} must be a number, string or boolean, got {value!r}")
     return dict(table)
 
 
-def _check_points(spec: SweepSpec) -> None:
-    """Build the config of every run and read the files it names, so a bad value fails before anything runs."""
+def _same_value(v):
+    """A key equal for values that configure the same run: 1 and 1.0 (never True and 1)."""
+    return ("bool", v) if isinstance(v, bool) else ("number", v) if isinstance(v, (int, float)) else ("text", v)
+
+
+PROVENANCE_COLUMNS = ("run_id", "param_hash", "wall_time_s")
+
+
+def _output_columns() -> set:
+    """Column names a sweep writes beside its parameters: provenance, every table's, every kind's figures.
+
+    A parameter of that name would clash with the column (or, in ``runs.csv``,
+    silently stand beside a measured value of the same name).
+    """
+    from ..io.schema import TABLES
+    from ..training.loop import TrainConfig
+    from .chaos import LyapunovConfig
+    from .config import RunConfig
+
+    from dataclasses import fields
+
+    parameters = {f.name for cls in (RunConfig, TrainConfig, LyapunovConfig) for f in fields(cls)}
+    columns = set(PROVENANCE_COLUMNS) | {c for t in TABLES.values() for c in t.columns}
+    columns |= {c for k in KINDS.values() for c in k.key_figures}
+    columns |= {"rho", "sigma_max", "gamma_h", "growth_rate", "bound_rate", "asymptotic_rate", "lyapunov",
+                "loss_value", "final_rho", "final_sigma_max", "final_loss", "final_metric"}
+    return columns - parameters - {"truncate"}
+
+
+def _check_name(key: str, table: str) -> None:
+    if key in _output_columns():
+        raise GradlabError(f"{table}.{key}: {key!r} is a column gradlab writes (runs.csv or a table beside the "
+                           "parameters), not a parameter; a parameter may not take its name")
+
+
+def _check_points(spec: SweepSpec, with_budget: bool = False) -> None:
+    """Build the config of every run and read the files it names, so a bad value fails before anything runs.
+
+    The runs are counted first (a grid of more than ``budget.MAX_RUNS`` is
+    refused before any is built); a run listed twice (the same point in two
+    ``[[grid]]`` tables) is refused. ``with_budget``: each run's memory
+    estimate is checked, before its files are read, and the sweep's total
+    time (:mod:`gradlab.experiments.budget`).
+    """
+    from . import budget
+
+    budget.check_run_count(spec.n_runs)
     kind = get_kind(spec.kind)
-    for params in spec.points():
-        kind.check(kind.make_config(params))
+    total = budget.SweepBudget(spec.n_runs) if with_budget else None
+    seen = set() if len(spec.grids) > 1 else None
+    for i, params in enumerate(spec.points()):
+        if seen is not None:
+            point = tuple(sorted((k, _same_value(v)) for k, v in params.items()))
+            if point in seen:
+                shown = ", ".join(f"{k} = {v!r}" for k, v in params.items())
+                raise GradlabError(f"two [[grid]] tables both hold the run {shown}: it would run twice")
+            seen.add(point)
+        config = kind.make_config(params)
+        if total is not None:
+            total.add(f"r{i:04d}", params, config)
+        kind.check(config)
+    if total is not None:
+        total.finish()
+        budget.remember_sweep(spec, total)
 
 
 def make_config(kind: str, params: dict):
@@ -320,15 +394,25 @@ def _lead_with_run(table: pd.DataFrame, run: Run) -> pd.DataFrame:
 
 # ---------------------------------------------------------------- the results folder
 
+PART_FILE = "part.json"   # in each part: its files (rows, SHA-256), the code and the input files that made it
+INPUT_ROLES = {"weights": "weights", "input_seq": "input"}
+
+
 @dataclass(frozen=True)
 class SweepOutcome:
-    """What :func:`run_sweep` did: the folder, how many runs, how many were already done."""
+    """What :func:`run_sweep` did: the folder, how many runs, how many were already done.
+
+    ``n_damaged`` counts the parts found incomplete or altered (cut short, a
+    file missing or changed, another code's or another input file's) that
+    were computed again.
+    """
 
     out: Path
     n_runs: int
     n_already_done: int
     n_computed: int
     tables: tuple[str, ...]
+    n_damaged: int = 0
 
 
 def run_sweep(spec, out, jobs: int = 1, scheduler: str | None = None, force: bool = False,
@@ -341,17 +425,20 @@ def run_sweep(spec, out, jobs: int = 1, scheduler: str | None = None, force: boo
         The sweep file (``experiments/NAME.toml``) or a parsed spec.
     out : path
         Results folder. A folder holding the same sweep is resumed; a
-        different sweep (or another gradlab result), or the same sweep begun
+        different sweep (or another gradlab result), the same sweep begun
         by other gradlab code (another :func:`~gradlab.results.code_fingerprint`),
-        is refused unless ``force``; a non-empty folder gradlab did not write
-        (no ``manifest.json``) is always refused.
+        or one whose weights or input files changed since (their SHA-256 is
+        in the manifest) is refused unless ``force``; a non-empty folder
+        gradlab did not write (no ``manifest.json``), a folder that holds a
+        file the sweep reads, and a folder another process is writing are
+        always refused.
     jobs : int
         Local worker processes (BLAS pinned to one thread each).
     scheduler : str, optional
         Address of a Dask distributed scheduler (``tcp://host:8786``); needs
         ``pip install "gradlab[distributed]"``. Overrides ``jobs``.
     force : bool
-        Delete the gradlab results in ``out`` and start again.
+        Replace the gradlab results in ``out`` with this sweep, started again.
     quiet : bool
         No progress bar (also off when stderr is not a terminal).
     quick : bool
@@ -360,6 +447,15 @@ def run_sweep(spec, out, jobs: int = 1, scheduler: str | None = None, force: boo
     Returns
     -------
     SweepOutcome
+
+    Notes
+    -----
+    A run counts as done when its part is complete: every file its
+    ``part.json`` lists is there with the recorded SHA-256 (and, when the
+    tables are merged, parses to the recorded number of rows), it was
+    computed by the code that began the sweep and from the same weights and
+    input files. Any other part is computed again, so a part cut short,
+    missing a table or emptied is never merged.
 
     Examples
     --------
@@ -370,48 +466,177 @@ def run_sweep(spec, out, jobs: int = 1, scheduler: str | None = None, force: boo
     check_positive_int(jobs, "jobs")
     out = Path(out)
     runs = plan(spec)
-    client = _dask_client(scheduler) if scheduler is not None else None   # unreachable: fail before writing
+    kind = get_kind(spec.kind)
+    run_files = {run.run_id: _files_read(kind, run.params) for run in runs}
+    roles = {path: role for files in run_files.values() for path, role in files.items()}
+    reads = {path: f"{INPUT_ROLES.get(role, role)} file" for path, role in roles.items()}
+    if Path(spec.source).is_file():
+        reads[spec.source] = "the sweep file"
+    with claim_folder(out, reads):
+        client = _dask_client(scheduler) if scheduler is not None else None   # unreachable: fail before writing
+        try:
+            inputs = {path: _hash_input(path, role) for path, role in roles.items()}
+            sweep_code, code = _prepare_folder(spec, out, force, len(runs), inputs, roles)
+            expected = {run.run_id: {p: inputs[p] for p in run_files[run.run_id]} for run in runs}
+            sweep = _Sweep(spec, out, runs, kind, sweep_code, code, expected, roles)
+            return sweep.run(jobs, client, quiet)
+        finally:
+            if client is not None:
+                client.close()
+
+
+class _Sweep:
+    """The state of one sweep being run: what is expected of each part, how many are kept."""
+
+    def __init__(self, spec, out, runs, kind, sweep_code, code, expected, roles):
+        self.spec, self.out, self.runs, self.kind = spec, out, runs, kind
+        self.sweep_code, self.code, self.expected, self.roles = sweep_code, code, expected, roles
+        self.parts = out / PARTS
+        self.n_kept = 0
+
+    def run(self, jobs: int, client, quiet: bool) -> SweepOutcome:
+        runs, n = self.runs, len(self.runs)
+        problems = {run.run_id: _part_problem(self.parts / run.part, run, self.sweep_code,
+                                              self.expected[run.run_id]) for run in runs}
+        todo = [run for run in runs if problems[run.run_id] is not None]
+        n_damaged = sum(problems[run.run_id] != "missing" for run in todo)
+        self.n_kept = n - len(todo)
+        n_computed = len(todo)
+        try:
+            self.compute(todo, jobs, client, quiet)
+            try:
+                names = self.merge()
+            except _DamagedParts as damaged:   # altered after they were checked: compute them again, once
+                n_damaged += len(damaged.runs)
+                n_computed += len(damaged.runs)
+                self.n_kept -= len(damaged.runs)
+                self.compute(damaged.runs, jobs, client, quiet)
+                try:
+                    names = self.merge()
+                except _DamagedParts as again:
+                    raise GradlabError(f"the parts of run {again} in {str(self.out)!r} changed again right after "
+                                       "they were written: is something else writing into the folder?") from None
+            _write_manifest(self.spec, self.out, n, finished=True, code=self.sweep_code,
+                            inputs=_all_inputs(self.expected))
+        except WriteFailed as e:
+            raise e.with_kept(self.kept()) from None
+        except BaseException as e:       # Ctrl-C, SIGTERM: the CLI says how many runs are kept
+            if not isinstance(e, Exception):
+                e.resume_note = f"{self.kept()}; run the same command again to resume"
+            raise
+        return SweepOutcome(self.out, n, n - n_computed, n_computed, names, n_damaged)
+
+    def kept(self) -> str:
+        return f"{self.n_kept} of {len(self.runs)} runs are kept in {str(self.out)!r}"
+
+    def compute(self, todo: list[Run], jobs: int, client, quiet: bool) -> None:
+        if not todo:
+            return
+        context = _pool_context()    # before tqdm starts its monitor thread
+        n = len(self.runs)
+        bar = tqdm(total=n, initial=self.n_kept, unit="run", desc=Path(self.spec.source).stem,
+                   disable=quiet or not sys.stderr.isatty())
+        # closing(): stopped by an error or a signal, the runner cancels the runs not yet started at once
+        # (left to the garbage collector, a process pool would first work through all of them).
+        try:
+            with closing(_execute(self.spec.kind, todo, jobs, client, context, self.code)) as finished:
+                for run, (tables, meta) in finished:
+                    self.check_meta(run, meta)
+                    _commit_part(self.parts / run.part, run, tables, meta)
+                    self.n_kept += 1
+                    bar.update()
+        finally:
+            bar.close()
+
+    def check_meta(self, run: Run, meta: dict) -> None:
+        """Refuse to keep a run computed by other code (a Dask worker's) or from a file that changed since."""
+        if self.sweep_code is not None and not same_code(meta["code"], self.sweep_code):
+            raise GradlabError(f"run {run.run_id} was computed by {code_label(meta['code'])}, but the sweep in "
+                               f"{str(self.out)!r} by {code_label(self.sweep_code)}: parts of different code are "
+                               "never combined; install the same gradlab wherever the sweep runs (every Dask "
+                               "worker), then run the same command again")
+        for path, sha in meta["inputs"].items():
+            old = self.expected[run.run_id].get(path)
+            if sha != old:
+                raise FolderRefused(self.out, "input_changed", file=path, role=INPUT_ROLES.get(self.roles[path], "input"),
+                                    old=old, new=sha)
+
+    def merge(self) -> tuple[str, ...]:
+        """Concatenate every part's tables in run order into ``out/<table>.csv``; the parts are checked first.
+
+        A kind with a ``finish`` step (the Lyapunov scan's theory curves) adds
+        the tables it computes from the sweep's parameter points. Stopped
+        half-way, the tables written so far are removed again: a sweep folder
+        has all its tables or none.
+        """
+        pieces: dict[str, list[pd.DataFrame]] = {}
+        damaged = []
+        for run in self.runs:
+            tables = _read_part(self.parts / run.part, run, self.sweep_code, self.expected[run.run_id])
+            if tables is None:
+                damaged.append(run)
+                continue
+            for name, table in tables.items():
+                pieces.setdefault(name, []).append(table)
+        if damaged:
+            raise _DamagedParts(damaged)
+        tables = {name: pd.concat(frames, ignore_index=True) for name, frames in pieces.items()}
+        if self.kind.finish is not None:
+            tables.update(self.kind.finish([{**run.params, "seed": run.seed} for run in self.runs]))
+        written = []
+        try:
+            for name, table in tables.items():
+                write_csv(self.out / f"{name}.csv", table)
+                written.append(name)
+        except BaseException:
+            for name in written:
+                (self.out / f"{name}.csv").unlink(missing_ok=True)
+            raise
+        return tuple(tables)
+
+
+class _DamagedParts(Exception):
+    def __init__(self, runs):
+        self.runs = runs
+        super().__init__(", ".join(run.run_id for run in runs))
+
+
+def _files_read(kind, params: dict) -> dict[str, str]:
+    """The files one run reads, ``{path: role}`` (``SweepKind.files``: weights, input_seq)."""
+    return {str(path): role for role, path in kind.files(kind.make_config(params)).items()}
+
+
+def _hash_input(path: str, role: str) -> str:
     try:
-        code = _prepare_folder(spec, out, force, len(runs))
-    except BaseException:
-        if client is not None:
-            client.close()
-        raise
-    parts = out / PARTS
-    done = {p.name for p in parts.iterdir() if not p.name.startswith(".")}
-    todo = [r for r in runs if r.part not in done]
-
-    context = _pool_context()    # before tqdm starts its monitor thread
-    bar = tqdm(total=len(runs), initial=len(runs) - len(todo), unit="run", desc=Path(spec.source).stem,
-               disable=quiet or not sys.stderr.isatty())
-    # closing(): stopped by an error or a signal, the runner cancels the runs not yet started at once
-    # (left to the garbage collector, a process pool would first work through all of them).
-    try:
-        with closing(_execute(spec.kind, todo, jobs, client, context)) as finished:
-            for run, tables in finished:
-                _commit_part(parts / run.part, tables)
-                bar.update()
-    finally:
-        bar.close()
-    names = _merge_parts(out, runs, get_kind(spec.kind))
-    _write_manifest(spec, out, len(runs), finished=True, code=code)
-    return SweepOutcome(out, len(runs), len(runs) - len(todo), len(todo), names)
+        return file_sha256(path)
+    except OSError as e:
+        raise GradlabError(f"cannot read {INPUT_ROLES.get(role, role)} file {path!r}: {e.strerror or e}") from None
 
 
-def _prepare_folder(spec: SweepSpec, out: Path, force: bool, n_runs: int) -> dict | None:
-    """Create ``out`` for this sweep, or check that it already holds this very sweep, begun by this code.
+def _all_inputs(expected: dict) -> dict:
+    return {path: sha for inputs in expected.values() for path, sha in inputs.items()}
 
-    Returns the code fingerprint the folder's manifest records: this code's,
-    or ``None`` for a folder begun by a gradlab that recorded none (resumed
-    unchecked, since which code computed its runs is unknown).
+
+def _prepare_folder(spec: SweepSpec, out: Path, force: bool, n_runs: int, inputs: dict,
+                    roles: dict) -> tuple[dict | None, dict]:
+    """Create ``out`` for this sweep, or check that it holds this very sweep, begun by this code from these files.
+
+    Returns ``(sweep_code, code)``: the code fingerprint the folder's manifest
+    records (this code's, or ``None`` for a folder begun by a gradlab that
+    recorded none: resumed unchecked, since which code computed its runs is
+    unknown) and this code's. ``inputs`` are the SHA-256 of the files the
+    sweep reads, recorded in the manifest; a resume refuses a file whose
+    hash changed. A new folder (or, with ``force``, its replacement) appears
+    at once with its manifest and an empty ``parts/``.
     """
     manifest_path = out / "manifest.json"
     code = code_fingerprint()
+    sweep_code = code
     if out.is_dir() and any(out.iterdir()) and not force:
         if not manifest_path.is_file():          # someone else's files: --force would be refused as well
             raise FolderRefused(out, "not_gradlab")
         try:
-            recorded = json.loads(manifest_path.read_text())
+            recorded = json.loads(manifest_path.read_text(encoding="utf-8"))
             sweep = recorded["sweep"]
             old = sweep["digest"]
         except (OSError, ValueError, KeyError, TypeError):
@@ -420,68 +645,132 @@ def _prepare_folder(spec: SweepSpec, out: Path, force: bool, n_runs: int) -> dic
             raise FolderRefused(out, "other_sweep")
         old_code = recorded.get("code")
         if old_code is None:
-            code = None
+            sweep_code = None
         elif not same_code(old_code, code):
             parts = out / PARTS
             n_done = sum(not p.name.startswith(".") for p in parts.iterdir()) if parts.is_dir() else 0
             raise FolderRefused(out, "other_code", old=old_code, new=code, n_done=n_done,
                                 finished=sweep.get("finished") is True)
+        old_inputs = sweep.get("inputs")
+        for path, sha in (old_inputs.items() if isinstance(old_inputs, dict) else ()):
+            if path in inputs and inputs[path] != sha:
+                raise FolderRefused(out, "input_changed", file=path, role=INPUT_ROLES.get(roles[path], "input"),
+                                    old=str(sha), new=inputs[path])
+        with write_errors(out):
+            (out / PARTS).mkdir(exist_ok=True)
+            for stale in (out / PARTS).glob(".*"):          # temp folders of parts being written when killed
+                shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+            for stale in out.glob(".*.tmp"):                 # temp files of tables being merged when killed
+                stale.unlink()
+        _write_manifest(spec, out, n_runs, finished=False, code=sweep_code, inputs=inputs)
     else:
         check_new_folder(out, force)
-        if out.is_dir():
-            shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    _write_manifest(spec, out, n_runs, finished=False, code=code)   # first: a folder gradlab made always has one
-    (out / PARTS).mkdir(exist_ok=True)
-    for stale in (out / PARTS).glob(".*"):          # temp folders of parts being written when killed
-        shutil.rmtree(stale, ignore_errors=True)
-    return code
+        with replaced_folder(out) as tmp:   # swapped in whole: `out` always holds a complete result
+            _write_manifest(spec, tmp, n_runs, finished=False, code=code, inputs=inputs)
+            (tmp / PARTS).mkdir()
+    return sweep_code, code
 
 
-def _write_manifest(spec: SweepSpec, out: Path, n_runs: int, finished: bool, code: dict | None) -> None:
+def _write_manifest(spec: SweepSpec, out: Path, n_runs: int, finished: bool, code: dict | None,
+                    inputs: dict) -> None:
     config = {"kind": spec.kind, "grid": spec.grid, "fixed": spec.fixed, "quick": spec.quick}
     sweep = {"source": spec.source, "description": spec.description, "digest": spec.digest(),
              "parameters": spec.names, "swept": spec.swept, "n_runs": n_runs, "finished": finished,
-             "key_figures": list(get_kind(spec.kind).key_figures), "text": spec.text}
+             "key_figures": list(get_kind(spec.kind).key_figures), "inputs": inputs, "text": spec.text}
     write_json(out / "manifest.json", manifest("sweep", config, code=code, sweep=sweep))
 
 
-def _commit_part(folder: Path, tables: dict) -> None:
-    """Write one run's tables as a folder that appears whole or not at all."""
+def _commit_part(folder: Path, run: Run, tables: dict, meta: dict) -> None:
+    """Write one run's tables and its ``part.json`` as a folder that appears whole or not at all."""
     with replaced_folder(folder) as tmp:
-        write_tables(tmp, tables)
+        files = write_tables(tmp, tables)
+        write_json(tmp / PART_FILE, {"run_id": run.run_id, "param_hash": run.param_hash, "code": meta["code"],
+                                     "inputs": meta["inputs"], "files": files})
 
 
-def _merge_parts(out: Path, runs: list[Run], kind) -> tuple[str, ...]:
-    """Concatenate every part's tables in run order into ``out/<table>.csv`` (atomic per file).
+def _part_record(folder: Path, run: Run, sweep_code, inputs: dict):
+    """A part's ``part.json`` if it belongs to this run of this sweep, else the reason it does not (a str)."""
+    if not folder.is_dir():
+        return "missing"
+    try:
+        meta = json.loads((folder / PART_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return f"no {PART_FILE}"
+    except (OSError, ValueError) as e:
+        return f"unreadable {PART_FILE} ({e})"
+    files = meta.get("files") if isinstance(meta, dict) else None
+    if not isinstance(files, dict) or not files:
+        return f"{PART_FILE} lists no files"
+    if meta.get("param_hash") != run.param_hash:
+        return "another run's part"
+    if sweep_code is not None and not same_code(meta.get("code"), sweep_code):
+        return "computed by other code"
+    if meta.get("inputs") != inputs:
+        return "computed from other weights or input files"
+    for name, record in files.items():
+        if not (isinstance(name, str) and "/" not in name and name.endswith(".csv") and not name.startswith(".")
+                and isinstance(record, dict) and isinstance(record.get("rows"), int)):
+            return f"{PART_FILE} lists {name!r} oddly"
+    return meta
 
-    A kind with a ``finish`` step (the Lyapunov scan's theory curves) adds the
-    tables it computes from the sweep's parameter points.
-    """
-    pieces: dict[str, list[pd.DataFrame]] = {}
-    for run in runs:
-        for path in sorted((out / PARTS / run.part).glob("*.csv")):
-            pieces.setdefault(path.stem, []).append(pd.read_csv(path, keep_default_na=False, na_values=[""]))
-    tables = {name: pd.concat(frames, ignore_index=True) for name, frames in pieces.items()}
-    if kind.finish is not None:
-        tables.update(kind.finish([{**run.params, "seed": run.seed} for run in runs]))
-    write_tables(out, tables)
-    return tuple(tables)
+
+def _part_problem(folder: Path, run: Run, sweep_code, inputs: dict) -> str | None:
+    """Why the part of ``run`` is not done (``"missing"``, a file changed, …), or None if it is complete."""
+    meta = _part_record(folder, run, sweep_code, inputs)
+    if isinstance(meta, str):
+        return meta
+    for name, record in meta["files"].items():
+        try:
+            if file_sha256(folder / name) != record.get("sha256"):
+                return f"{name} is not what was written"
+        except OSError:
+            return f"{name} is missing"
+    return None
+
+
+def _read_part(folder: Path, run: Run, sweep_code, inputs: dict) -> dict[str, pd.DataFrame] | None:
+    """The tables of a complete part (each file as recorded: same bytes, same number of rows), else None."""
+    meta = _part_record(folder, run, sweep_code, inputs)
+    if isinstance(meta, str):
+        return None
+    tables = {}
+    for name in sorted(meta["files"]):
+        record = meta["files"][name]
+        try:
+            data = (folder / name).read_bytes()
+            if hashlib.sha256(data).hexdigest() != record.get("sha256"):
+                return None
+            table = pd.read_csv(io.BytesIO(data), keep_default_na=False, na_values=[""])
+        except pd.errors.EmptyDataError:
+            table = pd.DataFrame()
+        except (OSError, ValueError):
+            return None
+        if len(table) != record["rows"]:
+            return None
+        tables[name[:-len(".csv")]] = table
+    return tables
 
 
 # ---------------------------------------------------------------- executing runs
 
-def _execute(kind: str, todo: list[Run], jobs: int, client=None, context=None):
-    """Yield (run, tables) as runs finish, on this process, a process pool, or a Dask ``client``."""
+def _execute(kind: str, todo: list[Run], jobs: int, client=None, context=None, code=None):
+    """Yield (run, (tables, meta)) as runs finish, on this process, a process pool, or a Dask ``client``.
+
+    ``code`` is this process's code fingerprint, recorded for the runs of this
+    process and of forked workers (which run its code); spawned and Dask
+    workers record their own.
+    """
     if client is not None:
         yield from _execute_dask(kind, todo, client)
     elif jobs == 1 or len(todo) <= 1:
         for run in todo:
-            yield run, _sweep_run(kind, run)
+            yield run, _sweep_run(kind, run, code)
     else:
-        with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=context or _pool_context(),
+        context = context or _pool_context()
+        inherited = code if context.get_start_method() == "fork" else None
+        with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=context,
                                  initializer=_exit_with_parent, initargs=(os.getpid(),)) as pool:
-            futures = {pool.submit(_sweep_run, kind, run): run for run in todo}
+            futures = {pool.submit(_sweep_run, kind, run, inherited): run for run in todo}
             try:
                 for future in as_completed(futures):
                     yield futures[future], _result(future, BrokenProcessPool)
@@ -503,13 +792,29 @@ def _stop_workers(pool: ProcessPoolExecutor) -> None:
     pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _sweep_run(kind: str, run: Run) -> dict[str, pd.DataFrame]:
-    """:func:`run_tables` for one run of a sweep; an error says which of its runs failed."""
+def _sweep_run(kind: str, run: Run, code: dict | None = None) -> tuple[dict[str, pd.DataFrame], dict]:
+    """:func:`run_tables` for one run of a sweep, and what its part records: the code and the files read.
+
+    ``meta`` is ``{"code": {"gradlab", "sha256"}, "inputs": {path: SHA-256}}``:
+    ``code`` as given, else this process's :func:`code_fingerprint`; each
+    file is hashed before and after the run, so one changed under it is
+    refused. An error says which of the sweep's runs failed.
+    """
     try:
-        return run_tables(kind, run)
+        sweep_kind = get_kind(kind)
+        files = _files_read(sweep_kind, run.params)
+        before = {path: _hash_input(path, role) for path, role in files.items()}
+        tables = run_tables(kind, run)
+        after = {path: _hash_input(path, role) for path, role in files.items()}
     except GradlabError as e:
         params = ", ".join(f"{k} = {v}" for k, v in run.params.items())
         raise GradlabError(f"run {run.run_id} ({params}): {e}") from None
+    for path in files:
+        if before[path] != after[path]:
+            raise GradlabError(f"run {run.run_id}: {INPUT_ROLES.get(files[path], 'input')} file {path!r} changed "
+                               "while the run read it; run the same command again once it is no longer written to")
+    code = code if code is not None else code_fingerprint()
+    return tables, {"code": {"gradlab": code.get("gradlab"), "sha256": code.get("sha256")}, "inputs": before}
 
 
 def _result(future, worker_lost):
@@ -528,9 +833,11 @@ def _exit_with_parent(parent: int) -> None:
     workers, and a worker waiting for work would wait forever; this thread sees
     the parent's id change (the worker is re-parented) and exits. SIGTERM ends
     a worker at once, as for any process (the handler it inherits by fork is
-    meant for the sweep's main process).
+    meant for the sweep's main process). A forked worker closes its copy of
+    the results folder's lock, so the lock is free once the sweep is gone.
     """
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    release_inherited_locks()
 
     def watch():
         while os.getppid() == parent:
@@ -551,42 +858,102 @@ def _pool_context():
     return get_context("spawn")
 
 
+SCHEDULER_TIMEOUT = 10.0   # seconds to reach a Dask scheduler and hear its greeting
+
+
 def _dask_client(scheduler: str):
-    """A connected ``dask.distributed.Client``, or a one-line error naming the address."""
+    """A connected ``dask.distributed.Client``, or a one-line error naming the address.
+
+    A TCP address is probed first (:func:`_probe_scheduler`): Dask's own
+    handshake has no time limit and trusts the first 8 bytes it reads as a
+    length, so a silent port hangs it forever and an HTTP server makes it
+    allocate exbibytes.
+    """
     try:
         from dask.distributed import Client
     except ImportError:
         raise GradlabError("--scheduler needs dask.distributed: pip install \"gradlab[distributed]\"") from None
+    _probe_scheduler(scheduler, SCHEDULER_TIMEOUT)
     try:
-        return Client(scheduler, timeout=10)
+        return Client(scheduler, timeout=SCHEDULER_TIMEOUT)
     except (OSError, TimeoutError, ValueError) as e:
         raise GradlabError(f"cannot reach the Dask scheduler at {scheduler!r}: {e}") from None
+    except Exception as e:   # noqa: BLE001 - whatever a non-scheduler makes the client do, say it in one line
+        raise GradlabError(f"{scheduler!r} did not answer like a Dask scheduler ({type(e).__name__}: {e})") from None
+
+
+# A Dask scheduler greets every connection first with its handshake: 8 bytes giving the length of the
+# frames that follow (a few hundred bytes), before it reads anything.
+GREETING_MAX = 1 << 20
+
+
+def _probe_scheduler(scheduler: str, timeout: float) -> None:
+    """Refuse, within ``timeout`` seconds, a TCP address where no Dask scheduler greets a new connection."""
+    import socket
+    import struct
+
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    try:
+        scheme, location = parse_address(scheduler)
+        host, port = parse_host_port(location)
+    except (ValueError, TypeError):
+        return   # the client names what is wrong with the address
+    if scheme != "tcp":
+        return   # tls://, inproc://, ...: left to the client
+    deadline = time.monotonic() + timeout
+    head = b""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            while len(head) < 8:
+                sock.settimeout(max(deadline - time.monotonic(), 1e-3))
+                chunk = sock.recv(8 - len(head))
+                if not chunk:
+                    break
+                head += chunk
+    except (socket.timeout, TimeoutError):
+        raise GradlabError(f"no Dask scheduler answered at {scheduler!r} within {timeout:g} s: something accepts "
+                           "connections there but does not greet like one (the scheduler's port is usually 8786; "
+                           "the dashboard's 8787 is not it)") from None
+    except OSError as e:
+        raise GradlabError(f"cannot reach the Dask scheduler at {scheduler!r}: {e.strerror or e}") from None
+    if len(head) < 8:
+        raise GradlabError(f"{scheduler!r} is not a Dask scheduler: it closed the connection "
+                           + (f"after {head!r}" if head else "without a word"))
+    (length,) = struct.unpack("Q", head)
+    if not 0 < length <= GREETING_MAX:
+        raise GradlabError(f"{scheduler!r} is not a Dask scheduler: it greets with {head!r}…, not the Dask protocol")
 
 
 def _execute_dask(kind: str, todo: list[Run], client):
     from dask.distributed import KilledWorker
     from dask.distributed import as_completed as dask_completed
 
-    with client:
-        futures = {client.submit(_sweep_run, kind, run, key=f"gradlab-{run.part}", pure=False): run
-                   for run in todo}
+    futures = {client.submit(_sweep_run, kind, run, key=f"gradlab-{run.part}", pure=False): run for run in todo}
+    try:
         for future in dask_completed(list(futures)):
             yield futures[future], _result(future, KilledWorker)
+    finally:
+        client.cancel([f for f in futures if not f.done()])
 
 
 def write_single_run(kind: str, params: dict, out, force: bool = False, quiet: bool = True) -> dict:
     """Run one configuration into a results folder laid out like a one-run sweep.
 
     This is ``gradlab train``: ``runs.csv``, ``training.csv``, ``evaluation.csv``
-    (and ``jacobians.csv``) plus ``manifest.json``. Returns the tables.
+    (and ``jacobians.csv``) plus ``manifest.json``. Returns the tables. The
+    folder is claimed (and checked) before anything is computed.
     """
+    sweep_kind = get_kind(kind)
     config = make_config(kind, params)
-    check_new_folder(out, force)  # fail before computing
-    run = Run("r0000", _sha({"kind": kind, "params": params})[:16], params)
-    tables = run_tables(kind, run, quiet=quiet)
-    row = tables["runs"].iloc[0]
-    summary = {k: v for k, v in row.items() if k not in params and k != "run_id"}
-    write_results(out, tables, kind, config.to_dict(), force=force, summary=summary)
+    reads = _files_read(sweep_kind, params)
+    with claim_folder(out, reads):
+        check_new_folder(out, force)  # fail before computing
+        run = Run("r0000", _sha({"kind": kind, "params": params})[:16], params)
+        tables = run_tables(kind, run, quiet=quiet)
+        row = tables["runs"].iloc[0]
+        summary = {k: v for k, v in row.items() if k not in params and k != "run_id"}
+        write_results(out, tables, kind, config.to_dict(), force=force, reads=reads, summary=summary)
     return tables
 
 

@@ -59,7 +59,44 @@ def _read_manifest(folder: Path) -> dict:
     if not isinstance(data, dict):
         raise GradlabError(f"{str(path)!r} is not a gradlab manifest (it holds a JSON {type(data).__name__}, "
                            "not an object)")
+    _check_manifest_shape(data, path)
     return data
+
+
+JSON_TYPES = {dict: "an object", list: "a list", str: "a string", int: "a whole number", bool: "true or false"}
+
+
+def _check_manifest_shape(data: dict, path: Path) -> None:
+    """Refuse, in one line naming the key, a manifest whose entries have the wrong JSON types (a hand edit)."""
+    def bad(key: str, value, expected: str):
+        got = next((name for t, name in JSON_TYPES.items() if type(value) is t), "null" if value is None
+                   else f"a {type(value).__name__}")
+        raise GradlabError(f"{str(path)!r} is not a valid gradlab manifest: {key!r} is {got}, expected {expected}")
+
+    for key in ("config", "summary", "sweep", "versions"):
+        if key in data and not isinstance(data[key], dict):
+            bad(key, data[key], "an object")
+    for key in ("files", "code"):
+        if data.get(key) is not None and not isinstance(data[key], dict):
+            bad(key, data[key], "an object")
+    sweep, config = data.get("sweep", {}), data.get("config", {})
+    n_runs = sweep.get("n_runs", 0)
+    if isinstance(n_runs, bool) or not isinstance(n_runs, int):
+        bad("sweep.n_runs", n_runs, "a whole number")
+    figures = sweep.get("key_figures", [])
+    if not (isinstance(figures, list) and all(isinstance(f, str) for f in figures)):
+        bad("sweep.key_figures", figures, "a list of column names")
+    if not isinstance(config.get("fixed", {}), dict):
+        bad("config.fixed", config["fixed"], "an object")
+    if data.get("kind") == "sweep":
+        grid = config.get("grid", {})
+        for i, table in enumerate(grid if isinstance(grid, list) else [grid]):
+            key = f"config.grid[{i}]" if isinstance(grid, list) else "config.grid"
+            if not isinstance(table, dict):
+                bad(key, table, "an object of lists")
+            for name, values in table.items():
+                if not isinstance(values, list):
+                    bad(f"{key}.{name}", values, "a list")
 
 
 def _sweep_summary(folder: Path, manifest: dict) -> list[str]:
@@ -78,7 +115,59 @@ def _sweep_summary(folder: Path, manifest: dict) -> list[str]:
     lines.append(f"runs: {n_done} of {n_runs} done ({state})")
     if runs is not None and n_done:
         figures = sweep.get("key_figures", KEY_FIGURES_BEFORE_0_2.get(kind, ()))
-        lines += [""] + key_figures(runs, figures, [k for k in grid if k in runs.columns])
+        groups = summary_groups(runs, [k for k in grid if k in runs.columns])
+        lines += [""] + key_figures(runs, figures, groups)
+        lines += solved_counts(runs, groups)
+    return lines
+
+
+def summary_groups(runs: pd.DataFrame, swept: list[str]) -> list[str]:
+    """The swept parameters a sweep's summary groups by.
+
+    All of them, unless the runs carry a ``label`` (a name for one combination of settings, as each
+    ``[[grid]]`` table of ``experiments/remedies.toml`` gives its remedy): then the label and the
+    parameters that vary within a label (T, task, seed), not the settings the label stands for.
+    """
+    if "label" not in swept:
+        return swept
+    labels = runs["label"].fillna("").astype(str)
+    return ["label"] + [k for k in swept if k != "label"
+                        and (runs.groupby(labels)[k].nunique(dropna=False) > 1).any()]
+
+
+def solved_counts(runs: pd.DataFrame, groups: list[str]) -> list[str]:
+    """Runs solved of all ("k/n") per group of a training sweep (runs.csv has ``solved``); [] otherwise.
+
+    One table per task (when ``task`` is among ``groups``): a row per value of the other groups (the
+    label, say) in the sweep's order, a column per sequence length ``steps`` when it is swept.
+    """
+    if "solved" not in runs.columns:
+        return []
+    solved = runs["solved"].astype(str).str.strip().str.lower().isin(["true", "1", "1.0"])
+    table = runs.assign(_solved=solved)
+    index = [k for k in groups if k not in ("seed", "steps", "task")]
+    columns = ["steps"] if "steps" in groups else []
+    tasks = list(dict.fromkeys(runs["task"])) if "task" in groups else [None]
+    head = " × ".join(index + columns) or "sweep"
+    lines = ["", f"runs solved of all (runs.csv `solved`) per {head}:"]
+    for task in tasks:
+        part = table if task is None else table[table["task"] == task]
+        keys = index + columns
+        if not keys:
+            lines.append(f"  {int(part['_solved'].sum())}/{len(part)}")
+            continue
+        counts = part.groupby(keys, sort=False, dropna=False)["_solved"].agg(["sum", "size"])
+        text = counts["sum"].astype(int).astype(str) + "/" + counts["size"].astype(str)
+        if columns and index:
+            grid = text.unstack("steps")
+            grid = grid.reindex(index=list(dict.fromkeys(text.index.droplevel("steps"))), columns=sorted(grid.columns))
+        elif columns:
+            grid = text.sort_index().to_frame("solved").T
+        else:
+            grid = text.to_frame("solved")
+        if task is not None:
+            lines.append(f"task = {task}")
+        lines.append(_fmt(grid.fillna("–")))
     return lines
 
 
@@ -97,9 +186,17 @@ def _swept_values(grid) -> dict:
 def _runs_table(folder: Path) -> pd.DataFrame | None:
     """runs.csv, or, for a sweep still running, the rows of its finished parts."""
     if (folder / "runs.csv").is_file():
-        return pd.read_csv(folder / "runs.csv")
+        return read_csv(folder / "runs.csv")
     parts = sorted((folder / "parts").glob("[!.]*/runs.csv"))
-    return pd.concat([pd.read_csv(p) for p in parts], ignore_index=True) if parts else None
+    return pd.concat([read_csv(p) for p in parts], ignore_index=True) if parts else None
+
+
+def read_csv(path: Path) -> pd.DataFrame:
+    """A CSV as a DataFrame, or a one-line error naming it (not UTF-8, not CSV, unreadable)."""
+    try:
+        return pd.read_csv(path)
+    except (OSError, ValueError) as e:   # ParserError, EmptyDataError and UnicodeDecodeError are ValueErrors
+        raise GradlabError(f"cannot read {str(path)!r} as CSV: {e}") from None
 
 
 def key_figures(runs: pd.DataFrame, figures, swept: list[str]) -> list[str]:
@@ -120,7 +217,7 @@ def key_figures(runs: pd.DataFrame, figures, swept: list[str]) -> list[str]:
         return out[:-1]
     if not groups:
         return [f"key figures{seeds}:", _fmt(runs[figures].mean().to_frame("mean").T)]
-    table = runs.groupby(groups, sort=True)[figures].mean()
+    table = runs.groupby(groups, sort=True, dropna=False)[figures].mean()   # [[grid]] tables leave NaN
     return [f"{', '.join(figures)} per {' × '.join(groups)}{seeds}:", _fmt(table)]
 
 
@@ -163,10 +260,7 @@ def _file_lines(folder: Path) -> list[str]:
 
 def describe_csv(path: Path) -> str:
     """Rows, the table kind recognised from its columns, runs, and a numeric overview."""
-    try:
-        table = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise GradlabError(f"cannot read {str(path)!r} as CSV: {e}") from None
+    table = read_csv(path)
     kind = table_kind(table.columns)
     lines = [f"{path}: {len(table)} rows × {table.shape[1]} columns"
              + (f"  (gradlab {kind} table)" if kind else "")]

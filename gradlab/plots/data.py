@@ -189,6 +189,15 @@ def load_table(results_dir, kind: str) -> pd.DataFrame:
     # possibly half-written.
     folders = sorted(p for p in results_dir.iterdir()
                      if not p.name.startswith(".") and p.is_dir() and (p / name).is_file())
+    if not folders and (results_dir / "parts").is_dir():   # a sweep whose tables are not merged yet
+        try:
+            n_runs = json.loads((results_dir / "manifest.json").read_text(encoding="utf-8"))["sweep"]["n_runs"]
+        except (OSError, ValueError, KeyError, TypeError):
+            n_runs = "?"
+        n_done = sum(1 for p in (results_dir / "parts").iterdir() if not p.name.startswith("."))
+        raise GradlabError(f"{str(results_dir)!r} holds an unfinished sweep ({n_done} of {n_runs} runs done, "
+                           f"so no {name} yet): run the same `gradlab sweep` command again to finish it (or wait "
+                           "for the one running), then plot")
     if not folders:
         raise GradlabError(f"no {name} in {str(results_dir)!r} or its sub-folders")
     tables = []
@@ -204,6 +213,70 @@ def with_run_columns(table: pd.DataFrame, run_id: str, parameters: dict) -> pd.D
     """Prepend ``run_id`` and parameter columns (sweep layout) to a run's table."""
     front = {"run_id": run_id, **{k: v for k, v in parameters.items() if k not in table.columns}}
     return pd.concat([pd.DataFrame(front, index=table.index), table], axis=1)
+
+
+def cell_of(table: pd.DataFrame) -> pd.Series:
+    """The cell of each row: the ``cell`` column, "rnn" where it is empty or missing (gradlab 0.1 ran no other)."""
+    if "cell" not in table.columns:
+        return pd.Series("rnn", index=table.index)
+    return table["cell"].fillna("rnn").astype(str)
+
+
+def is_gated(table: pd.DataFrame) -> pd.Series:
+    """Rows of a gated cell (LSTM, GRU): no single W_hh, so no ρ-rate, and the bound is max_t ‖J_t‖₂."""
+    return cell_of(table) != "rnn"
+
+
+def from_weights(table: pd.DataFrame) -> pd.Series:
+    """Rows of runs that analysed a weights file (``--weights``): no init, no radius, no random-matrix theory."""
+    if "weights" not in table.columns:
+        return pd.Series(False, index=table.index)
+    return table["weights"].notna() & (table["weights"].astype(str) != "")
+
+
+def spectrum_matrix(table: pd.DataFrame) -> pd.Series:
+    """Which matrix each spectrum row is of: "W_hh", or "J_T" (last step Jacobian of sequence 0).
+
+    Read from the ``matrix`` column when spectrum.csv has it; else a gated
+    cell's spectrum is of J_T (gradlab.analysis.spectrum.StepBound) and
+    a vanilla RNN's of W_hh.
+    """
+    if "matrix" in table.columns:
+        return table["matrix"].fillna("W_hh").astype(str)
+    return is_gated(table).map({True: "J_T", False: "W_hh"})
+
+
+def chance_level(tables: dict, metric_name: str) -> float | None:
+    """The chance-level ``metric_name`` of the task trained on, from the CSVs; None when they do not say.
+
+    Read from runs.csv's ``chance_metric`` when the figure has the runs
+    table, else from an ``evaluation`` column ``chance_metric``; rows of
+    another metric (``metric_name``) are left out. One value for every run,
+    or None (several tasks, no chance line drawn).
+    """
+    for kind in ("runs", "evaluation"):
+        table = tables.get(kind)
+        if table is None or "chance_metric" not in table.columns:
+            continue
+        if "metric_name" in table.columns:
+            table = table[table["metric_name"].astype(str) == metric_name]
+        values = pd.to_numeric(table["chance_metric"], errors="coerce").to_numpy(dtype=float)
+        values = np.unique(values[np.isfinite(values)])
+        if values.size and np.allclose(values, values[0], rtol=1e-9, atol=0):
+            return float(values[0])
+        return None
+    return None
+
+
+def has_table(results_dir, kind: str) -> bool:
+    """Whether ``results_dir`` or one of its (visible) sub-folders holds table ``kind``'s file."""
+    results_dir, name = Path(results_dir), TABLE_FILES[kind]
+    if (results_dir / name).is_file():
+        return True
+    try:
+        return any(not p.name.startswith(".") and (p / name).is_file() for p in results_dir.iterdir())
+    except OSError:
+        return False
 
 
 def ordered(values, preferred=("tanh", "sigmoid", "relu", "linear")) -> list:
@@ -302,17 +375,34 @@ def growth_summary(runs: pd.DataFrame, by=("activation", "radius")) -> pd.DataFr
     ----------
     runs : DataFrame
         A sweep's ``runs.csv`` with ``growth_rate`` (fitted, nats/step),
-        ``rho``, ``sigma_max``, ``gamma_h`` and the columns ``by``.
+        ``rho``, ``sigma_max`` and the columns ``by``; ``bound_rate`` and
+        ``asymptotic_rate`` when it has them (gradlab ≥ 0.2), else
+        ``gamma_h``.
 
     Returns
     -------
     DataFrame
         One row per group: ``growth_rate`` (mean), ``lo``/``hi`` (min/max over
-        seeds), ``bound_rate`` = mean ln(σ_max γ_h), ``log_rho`` = mean ln ρ.
+        seeds), ``bound_rate`` (mean of the CSV's, else of ln(σ_max γ_h)) and
+        ``log_rho`` (mean ``asymptotic_rate``, else ln ρ).
+
+    Notes
+    -----
+    For a gated cell runs.csv's ``bound_rate`` is ln max_t ‖J_t‖₂ (a bound on
+    that trajectory only), and ``asymptotic_rate`` is empty: it has no single
+    W_hh whose ρ is the rate, and its ``rho`` is of the gate blocks, so
+    ``log_rho`` is NaN for it, never ln ``rho``.
     """
     by = list(by)
-    require_columns(runs, by + ["growth_rate", "rho", "sigma_max", "gamma_h"], "runs table")
-    runs = runs.assign(bound_rate=np.log(runs["sigma_max"] * runs["gamma_h"]), log_rho=np.log(runs["rho"]))
+    require_columns(runs, by + ["growth_rate", "rho", "sigma_max"], "runs table")
+    if "bound_rate" in runs.columns:
+        bound = runs["bound_rate"]
+    else:
+        require_columns(runs, ["gamma_h"], "runs table")
+        bound = np.log(runs["sigma_max"] * runs["gamma_h"])
+    log_rho = (runs["asymptotic_rate"] if "asymptotic_rate" in runs.columns
+               else np.log(runs["rho"]).where(~is_gated(runs)))
+    runs = runs.assign(bound_rate=bound, log_rho=log_rho)
     grouped = runs.groupby(by, sort=True)
     out = grouped[["growth_rate", "bound_rate", "log_rho"]].mean()
     out["lo"] = grouped["growth_rate"].min()

@@ -20,10 +20,8 @@ from matplotlib.lines import Line2D
 
 from ..io.schema import require_columns
 from . import data
-from .style import MEASURED, RATE, REFERENCE, TEXT_WIDTH, get_ax, log10_axis, panel_label
-
-CELL_COLORS = {"rnn": "#0072B2", "lstm": "#D55E00", "gru": "#009E73"}   # Okabe–Ito, colour-blind safe
-CELL_NAMES = {"rnn": "vanilla RNN", "lstm": "LSTM (h, C)", "gru": "GRU"}
+from .style import (CELL_COLORS, CELL_NAMES, MEASURED, RATE, REFERENCE, get_ax, log10_axis, outer_labels,
+                    panel_axes, panel_grid, panel_label)
 LN10 = np.log(10.0)
 
 
@@ -50,8 +48,9 @@ def plot_lyapunov_vs_gain(measured: pd.DataFrame, theory: pd.DataFrame, g_critic
     ax.axhline(0.0, **REFERENCE)
     if g_critical is not None and np.isfinite(g_critical):
         ax.axvline(g_critical, color="0.4", linewidth=0.7, linestyle=(0, (4, 2)), zorder=0)
-        ax.annotate(f"$g_c = {g_critical:.3g}$", (g_critical, 0.0), xytext=(3, -10), textcoords="offset points",
-                    fontsize="small", color="0.3")
+        # at the foot of the line: at λ = 0, where the mean-field curve crosses it, it sat on the data
+        ax.annotate(f"$g_c = {g_critical:.3g}$", (g_critical, 0.0), xycoords=("data", "axes fraction"),
+                    xytext=(3, 3), textcoords="offset points", ha="left", va="bottom", fontsize="small", color="0.3")
     th = theory.sort_values("g")
     ax.plot(th["g"], th["lyapunov"], color="black", label=r"mean field $\frac{1}{2}\ln\chi_1$", zorder=2)
     finite = measured[np.isfinite(measured["lyapunov"])]
@@ -129,18 +128,18 @@ def lyapunov_figure(tables: dict) -> plt.Figure:
     """One panel per activation: measured λ_1 against g, mean field, transition."""
     measured, theory, trans = tables["lyapunov"], tables["mean_field"], tables["transitions"]
     activations = data.ordered(measured["activation"])
-    fig, axes = plt.subplots(1, len(activations), figsize=(TEXT_WIDTH, 2.75), squeeze=False)
+    _, columns = panel_grid(len(activations), what="activations")
+    fig, axes = panel_axes(len(activations), height=2.75, row_height=2.4, what="activations")
     g_c = dict(zip(trans["activation"], trans["g_critical"]))
-    for i, (ax, act) in enumerate(zip(axes[0], activations)):
+    for i, (ax, act) in enumerate(zip(axes, activations)):
         plot_lyapunov_vs_gain(measured[measured["activation"] == act], theory[theory["activation"] == act],
                               g_c.get(act), ax=ax)
         n = sorted(set(measured.loc[measured["activation"] == act, "n"]))
         ax.set_title(f"{act} (n = {', '.join(map(str, n))})")
-        panel_label(ax, "abcdefgh"[i])
-        if i:
-            ax.set_ylabel("")
+        panel_label(ax, i)
+    outer_labels(axes, columns)
     # above the panels: inside (a) the transition line g_c ran through the legend's text
-    handles, _ = axes[0][0].get_legend_handles_labels()
+    handles, _ = axes[0].get_legend_handles_labels()
     fig.legend(handles=handles, loc="outside upper center", ncols=len(handles))
     return fig
 
@@ -152,22 +151,23 @@ def cells_figure(tables: dict) -> plt.Figure:
     curves = data.lag_curves(norms, by=("radius", "cell"))
     end = end_step(norms)  # "T" for the shipped sweep (pairs = "last"): ‖∂s_T/∂s_k‖ against T − k
     radii = sorted(curves["radius"].unique())
-    fig, axes = plt.subplots(1, len(radii), figsize=(TEXT_WIDTH, 2.6), squeeze=False, sharey=True)
-    for i, (ax, r) in enumerate(zip(axes[0], radii)):
+    _, columns = panel_grid(len(radii), what="radii")
+    fig, axes = panel_axes(len(radii), height=2.8, row_height=2.3, what="radii", sharey=True)
+    for i, (ax, r) in enumerate(zip(axes, radii)):
         lam = runs[runs["radius"] == r].groupby("cell")["lyapunov"].mean().to_dict()
         plot_cell_norms(curves[curves["radius"] == r], lam, ax=ax, end=end)
         ax.set_title(rf"$\rho = {r:g}$")
-        panel_label(ax, "abcdefgh"[i])
-        if i:
-            ax.set_ylabel("")
+        panel_label(ax, i)
+    outer_labels(axes, columns)
     lo, hi = curves["lo"].min(), curves["hi"].max()
-    for ax in axes[0]:   # shared y: one range for all panels, then the log ticks for it
+    for ax in axes:   # shared y: one range for all panels, then the log ticks for it
         ax.set_ylim(lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
         log10_axis(ax, "y")
     n = ", ".join(map(str, sorted(set(runs["hidden"])))) if "hidden" in runs.columns else "?"
     handles = [Line2D([], [], color=CELL_COLORS[c], label=CELL_NAMES[c]) for c in CELL_COLORS
                if c in set(curves["cell"])]
     handles.append(Line2D([], [], color="black", label=rf"$e^{{\lambda_1 ({end}-k)}}$, $\lambda_1$ = Lyapunov", **RATE))
-    axes[0][-1].legend(handles=handles, loc="lower left", fontsize="small", title=f"n = {n}, ρ of every n×n block",
-                       title_fontsize="small")
+    # above the panels, as in the other figures: inside one, it covered that panel's curves where they fell
+    fig.legend(handles=handles, loc="outside upper center", ncols=len(handles),
+               title=rf"$n = {n}$; $\rho$ of $W_{{hh}}$ and of every $n\times n$ gate block", columnspacing=1.0)
     return fig

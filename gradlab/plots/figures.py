@@ -57,12 +57,17 @@ class FigureSpec:
         :data:`gradlab.experiments.reproduce.RUN_SETS`.
     description : str
         What the figure shows (CLI help, README).
+    optional : tuple of str
+        Table kinds read too when the folder has them (e.g. ``runs`` for the
+        chance level of a training sweep); they do not decide which kinds of
+        folder the figure reads.
     """
 
     build: Callable[[Tables], "matplotlib.figure.Figure"]
     tables: tuple[str, ...]
     results: str
     description: str
+    optional: tuple[str, ...] = ()
 
     @property
     def folders(self) -> tuple[str, ...]:
@@ -81,15 +86,15 @@ FIGURES: dict[str, FigureSpec] = {
                                "(dashed) and the ρ-rate (dotted)"),
     "heatmap": FigureSpec(lazy("builders", "norm_heatmap"), ("norms", "spectrum"), "heatmap",
                           "log10‖∂h_t/∂h_k‖ over (t, k) for vanishing, near-critical and exploding networks "
-                          "(runs with --pairs all)"),
+                          "(runs with --pairs all or stride:K)"),
     "spectrum": FigureSpec(lazy("builders", "spectrum"), ("spectrum",), "transient",
-                           "eigenvalues of W_hh in the complex plane (unit circle, |λ| = ρ) and singular values "
-                           "with σ_max marked"),
+                           "eigenvalues of W_hh (of J_T for a gated cell) in the complex plane (unit circle, "
+                           "|λ| = ρ) and singular values with σ_max marked"),
     "growth-rate": FigureSpec(lazy("builders", "growth_rate"), ("runs",), "vanishing",
                               "per-step growth rate against initial ρ per activation, with ln(σ_max γ_h) and ln ρ"),
     "clipping": FigureSpec(lazy("builders", "training"), ("training", "evaluation"), "clipping",
                            "training loss and pre-clip gradient norm per update per clipping setting, clipping "
-                           "events marked; final task error against ρ"),
+                           "events marked; final task error against ρ", optional=("runs",)),
     "truncation": FigureSpec(lazy("builders", "truncation"), ("truncation",), "truncation",
                              "relative error of truncated BPTT against truncation length K per spectral radius,"
                              " with ρ^K (dotted) for ρ < 1"),
@@ -101,6 +106,25 @@ FIGURES: dict[str, FigureSpec] = {
                            "transition marked"),
     "cells": FigureSpec(lazy("dynamics", "cells_figure"), ("sweep_norms", "runs"), "cells",
                         "‖∂s_T/∂s_k‖ against lag: vanilla RNN vs LSTM vs GRU at matched n, Lyapunov rate dotted"),
+    "lyapunov-spectrum": FigureSpec(lazy("dynamical", "lyapunov_spectrum_figure"),
+                                    ("lyapunov_spectrum", "lyapunov_summary"), "lyapunov_spectrum",
+                                    "full Lyapunov spectra λ_i against i/s per gain g; Kaplan–Yorke dimension "
+                                    "D_KY/s and KS entropy h_KS/s against g, transition marked",
+                                    optional=("transitions",)),
+    "fixed-points": FigureSpec(lazy("dynamical", "fixed_points_figure"),
+                               ("fixed_points", "fixed_point_eigenvalues", "trajectories"), "fixed_points",
+                               "fixed points over the PCA-projected trajectories (stable filled, saddles hollow with "
+                               "their unstable modes, slow points ×), their Jacobians' eigenvalues against the unit "
+                               "circle, points found per seed", optional=("runs",)),
+    "remedies": FigureSpec(lazy("remedies", "remedies_success"), ("train_runs",), "remedies",
+                           "share of seeds that solve the task (held-out error < 1 %) against sequence length T, "
+                           "one line per remedy, one panel per task, 95 % Wilson intervals"),
+    "remedies-updates": FigureSpec(lazy("remedies", "remedies_updates"), ("train_runs",), "remedies",
+                                   "updates to solve against sequence length T per remedy (solved runs only, "
+                                   "k/n solved marked), the budget of updates as a line"),
+    "remedies-jacobians": FigureSpec(lazy("remedies", "remedies_jacobians"), ("jacobians",), "remedies",
+                                     "‖∂s_T/∂s_k‖ against lag before (update 0) and after training, one panel per "
+                                     "remedy, at the sweep's longest T"),
 }
 
 
@@ -113,10 +137,14 @@ def load_figure_tables(name: str, results_dir) -> Tables:
     and what ``results_dir`` is.
     """
     check_choice(name, FIGURES, "figure")
+    spec = FIGURES[name]
     try:
-        return {kind: data.load_table(results_dir, kind) for kind in FIGURES[name].tables}
+        tables = {kind: data.load_table(results_dir, kind) for kind in spec.tables}
+        tables.update({kind: data.load_table(results_dir, kind) for kind in spec.optional
+                       if kind not in tables and data.has_table(results_dir, kind)})
     except GradlabError as e:
         raise explained(e, name, results_dir) from None
+    return tables
 
 
 def explained(error: GradlabError, name: str, results_dir) -> GradlabError:

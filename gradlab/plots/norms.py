@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib import colors
+from matplotlib import colors, ticker
 
 from .style import (BOUND, COINCIDE_TOL, COINCIDENT, LAG_LABEL, MEASURED, NORM_LABEL, ON_TOP, RADIUS_LABEL, RATE,
                     REFERENCE, category_colors, get_ax, log10_axis, sequential_colors)
@@ -29,9 +29,24 @@ def data_limits(*columns, pad: float = 0.06, include=()) -> tuple[float, float]:
 
 
 def coincides(a, b, tol: float = COINCIDE_TOL) -> bool:
-    """Whether two log10 curves on the same lags are one line at print size (max |a − b| ≤ ``tol``)."""
+    """Whether two log10 curves on the same lags are one line at print size (max |a − b| ≤ ``tol``).
+
+    False when nothing can be compared (every difference NaN: a gated cell's empty ρ-rate, say).
+    """
     d = np.abs(np.asarray(a, dtype=float) - np.asarray(b, dtype=float))
-    return bool(d.size) and bool(np.nanmax(d) <= tol)
+    d = d[~np.isnan(d)]
+    return bool(d.size) and bool(d.max() <= tol)
+
+
+def centred_norm(lo: float, hi: float) -> colors.Normalize:
+    """Colour scale for log10 values from ``lo`` to ``hi``, centred on 0 (a norm of 1), equal decades each side.
+
+    As many decades above 1 as below take the same depth of colour, so a run whose norms reach 10^0.2 at
+    lag 1 and 10^-4 later is pale red and deep blue: a two-slope scale made 10^0.2 as deep a red as 10^-4
+    is a blue.
+    """
+    half = max(-lo, hi, 1e-9)
+    return colors.Normalize(-half, half)  # the caller cuts its colour bar to [lo, hi]
 
 
 def label_exit(ax, x, y, text: str, color="black") -> float | None:
@@ -126,7 +141,7 @@ def plot_norm_heatmap(t, k, grid, ax=None, norm=None, cmap: str = "RdBu_r", blan
         From :func:`gradlab.plots.data.pair_grid`; NaN (t ≤ k) is drawn grey,
         not white, which on this colour map means a norm of 1.
     norm : matplotlib Normalize, optional
-        Default: diverging, centred on 10^0 = 1 (blue vanishes, red explodes).
+        Default: :func:`centred_norm` of the grid's range (blue vanishes, red explodes).
     blank_label : bool
         Write "t ≤ k: no pair" in the grey corner (bottom right).
 
@@ -137,28 +152,32 @@ def plot_norm_heatmap(t, k, grid, ax=None, norm=None, cmap: str = "RdBu_r", blan
     """
     ax = get_ax(ax)
     if norm is None:
-        lo, hi = data_limits(grid, pad=0.0, include=[-1e-9, 1e-9])
-        norm = colors.TwoSlopeNorm(0.0, min(lo, -1e-9), max(hi, 1e-9))
+        norm = centred_norm(*data_limits(grid, pad=0.0, include=[-1e-9, 1e-9]))
     extent = (k[0] - 0.5, k[-1] + 0.5, t[0] - 0.5, t[-1] + 0.5)
     ax.imshow(np.ma.masked_invalid(grid), origin="lower", extent=extent, aspect="auto", norm=norm,
               cmap=plt.get_cmap(cmap).with_extremes(bad=NO_PAIR), interpolation="nearest")
     if blank_label:
         ax.text(0.97, 0.03, r"$t \leq k$: no pair", transform=ax.transAxes, ha="right", va="bottom",
                 fontsize=6.5, color="0.25")
+    for axis in (ax.xaxis, ax.yaxis):  # steps are whole numbers: no tick at 2.5
+        axis.set_major_locator(ticker.MaxNLocator(integer=True))
     ax.set_xlabel(r"input step $k$")
     ax.set_ylabel(r"output step $t$")
     return ax
 
 
-def plot_growth_rates(summary, ax=None, color="C0", label: str | None = None):
+def plot_growth_rates(summary, ax=None, color="C0", label: str | None = None, theory_color="black"):
     """Measured per-step growth rate against initial ρ, with ln(σ_max γ_h) and ln ρ.
 
     Parameters
     ----------
     summary : DataFrame
         Rows of :func:`gradlab.plots.data.growth_summary` for one
-        activation: ``radius``, ``growth_rate``, ``lo``, ``hi``,
+        activation (and cell): ``radius``, ``growth_rate``, ``lo``, ``hi``,
         ``bound_rate``, ``log_rho``.
+    color : colour of the measured points and band.
+    label : legend label of the measured points.
+    theory_color : colour of the bound (dashed) and rate (dotted) lines.
 
     Returns
     -------
@@ -168,7 +187,9 @@ def plot_growth_rates(summary, ax=None, color="C0", label: str | None = None):
     -----
     Above 0 the norm grows with lag (explodes), below it vanishes. The
     measured rate must lie below ln(σ_max γ_h) (the bound); ln ρ is where a
-    linear network would settle and is not a bound.
+    linear network would settle and is not a bound. A theory line is drawn
+    through its finite values only (``gid`` "bound", "rate"), and not at all
+    when it has none: a gated cell has no ln ρ (its ``log_rho`` is NaN).
     """
     ax = get_ax(ax)
     s = summary.sort_values("radius")
@@ -176,8 +197,11 @@ def plot_growth_rates(summary, ax=None, color="C0", label: str | None = None):
     ax.fill_between(s["radius"], s["lo"], s["hi"], color=color, alpha=0.2, linewidth=0)
     ax.plot(s["radius"], s["growth_rate"], "o", color=color, label=label or "measured (mean over seeds)",
             **MEASURED)
-    ax.plot(s["radius"], s["bound_rate"], color="black", label=r"bound $\ln(\sigma_{\max}\gamma_h)$", **BOUND)
-    ax.plot(s["radius"], s["log_rho"], color="black", label=r"rate $\ln\rho$", **RATE)
+    for column, gid, style, text in (("bound_rate", "bound", BOUND, r"bound $\ln(\sigma_{\max}\gamma_h)$"),
+                                     ("log_rho", "rate", RATE, r"rate $\ln\rho$")):
+        finite = s[np.isfinite(s[column].to_numpy(dtype=float))]
+        if len(finite):
+            ax.plot(finite["radius"], finite[column], color=theory_color, label=text, gid=gid, **style)
     ax.set_xlabel(RADIUS_LABEL)
     ax.set_ylabel("growth rate (nats / step)")
     return ax

@@ -1,4 +1,4 @@
-"""Drawing the spectrum of W_hh: eigenvalues in the complex plane, singular values.
+"""Drawing the spectrum of W_hh (of J_T for a gated cell): eigenvalues in the complex plane, singular values.
 
 The eigenvalues decide the asymptotic rate ρ = max|λ| of ‖∂h_t/∂h_k‖; the
 singular values decide the bound σ_max γ_h. For a non-normal W_hh the two
@@ -10,6 +10,7 @@ returns the axes.
 from __future__ import annotations
 
 import numpy as np
+from matplotlib import ticker
 
 from .style import BOUND, COINCIDE_TOL, COINCIDENT, RATE, REFERENCE, get_ax
 
@@ -57,7 +58,7 @@ def plot_eigenvalues(spectrum, ax=None, color="C0", label: str | None = None, un
 
 
 def plot_singular_values(spectrum, ax=None, color="C0", label: str | None = None, theory=None,
-                         rho_line: bool = True, annotate: bool = True):
+                         rho_line: bool = True, annotate: bool = True, matrix: str | None = "W_{hh}"):
     """Singular values σ_i of W_hh (largest first) with σ_max marked and ρ as a dotted line.
 
     Parameters
@@ -66,13 +67,16 @@ def plot_singular_values(spectrum, ax=None, color="C0", label: str | None = None
         One run's spectrum rows; those with ``kind == "singular_value"`` are drawn.
     theory : (n,) array, optional
         Expected singular values (e.g. :func:`gradlab.plots.data.theory_singular_values`),
-        drawn dashed in the same colour (not drawn again where it is the measured line).
+        drawn dashed in the same colour (``gid="theory"``; not drawn again where it is the measured line).
     rho_line : bool
         Draw ρ dotted in ``color`` (a caller showing several runs of one ρ
         draws it once instead, on top).
     annotate : bool
         Write σ_max and ρ beside the ★ (a caller showing many runs, whose
         notes would overlap, names them in its legend instead).
+    matrix : str or None
+        Whose singular values they are, as mathtext, for the y label
+        (``"J_T"`` for a gated cell's last step Jacobian); None: unnamed.
 
     Notes
     -----
@@ -94,7 +98,7 @@ def plot_singular_values(spectrum, ax=None, color="C0", label: str | None = None
         ax.plot(i, sv["abs"], "o-", color=color, markersize=2, markeredgewidth=0, linewidth=0.6, label=label)
     if theory is not None and not (len(theory) == len(sv)
                                    and np.allclose(theory, sv["abs"], rtol=COINCIDE_TOL * np.log(10), atol=0)):
-        ax.plot(np.arange(1, len(theory) + 1), theory, color=color, **BOUND)
+        ax.plot(np.arange(1, len(theory) + 1), theory, color=color, gid="theory", **BOUND)
     if rho_line:
         ax.axhline(rho, color=color, **RATE)
     smax = sv["abs"].iloc[0]
@@ -104,7 +108,8 @@ def plot_singular_values(spectrum, ax=None, color="C0", label: str | None = None
         ax.annotate(rf"$\sigma_{{\max}}={smax:.2f}$, $\rho={rho:.2f}$", (1, smax), xytext=(6, 3),
                     textcoords="offset points", va="bottom", ha="left", fontsize=7, color=color)
     ax.set_xlabel(r"index $i$")
-    ax.set_ylabel(r"singular value $\sigma_i(W_{hh})$")
+    ax.set_ylabel(rf"singular value $\sigma_i({matrix})$" if matrix else r"singular value $\sigma_i$")
     ax.set_xlim(0, i.max() + 1)
+    ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))  # σ_i are numbered: no tick at 2.5
     ax.set_ylim(0, max(ax.get_ylim()[1], 1.12 * smax))
     return ax

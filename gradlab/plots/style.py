@@ -8,6 +8,7 @@ thin lines, no legend frame, colour-blind-safe cycle) with
 from __future__ import annotations
 
 import os
+import tempfile
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
@@ -21,6 +22,7 @@ import numpy as np  # noqa: E402
 from matplotlib import colors, ticker  # noqa: E402
 
 from ..errors import GradlabError  # noqa: E402
+from ..io.results import FILE_MODE, write_errors  # noqa: E402
 
 STYLE = resources.files("gradlab.plots") / "gradlab.mplstyle"
 COLUMN_WIDTH = 3.5   # inches: one journal column
@@ -42,6 +44,12 @@ COINCIDE_TOL = 0.005  # log10 units (1 %): closer than this, two curves are one 
 NORM_LABEL = r"$\|\partial h_t / \partial h_k\|_2$"
 LAG_LABEL = r"lag $t-k$ (steps)"
 RADIUS_LABEL = r"initial spectral radius $\rho(W_{hh})$"
+GATED_RADIUS_LABEL = r"initial $\rho$ of each recurrent gate block"
+STATE_NORM_LABEL = r"$\|\partial s_t / \partial s_k\|_2$"   # s = h, or (h, C) for an LSTM
+
+# The cells, in the same colours and words in every figure (Okabe–Ito, colour-blind safe).
+CELL_COLORS = {"rnn": "#0072B2", "lstm": "#D55E00", "gru": "#009E73"}
+CELL_NAMES = {"rnn": "vanilla RNN", "lstm": "LSTM (h, C)", "gru": "GRU"}
 
 
 @contextmanager
@@ -150,9 +158,78 @@ def log_axis(ax, axis: str = "y") -> None:
     target.set_minor_formatter(ticker.NullFormatter())
 
 
-def panel_label(ax, label: str) -> None:
-    """Bold panel letter (a), (b), … above the top-left corner of ``ax``."""
-    ax.set_title(f"({label})", loc="left", fontweight="bold")
+def panel_letter(i: int) -> str:
+    """The letter of panel ``i`` (0-based): a … z, then aa, ab, … az, ba, … (as spreadsheet columns)."""
+    if i < 0:
+        raise ValueError(f"panel index must be ≥ 0, got {i}")
+    letters = ""
+    i += 1
+    while i:
+        i, r = divmod(i - 1, 26)
+        letters = chr(ord("a") + r) + letters
+    return letters
+
+
+def panel_label(ax, label) -> None:
+    """Bold panel letter (a), (b), … above the top-left corner of ``ax``; ``label`` is a letter or an index."""
+    ax.set_title(f"({panel_letter(label) if isinstance(label, (int, np.integer)) else label})", loc="left",
+                 fontweight="bold")
+
+
+MAX_COLUMNS = 4   # panels per row before a figure wraps into more rows (the text width holds 4 readable panels)
+MAX_PANELS = 48   # more than this, and a panel is a stamp: the figure refuses and says how many there are
+
+
+def panel_grid(n: int, max_columns: int = MAX_COLUMNS, what: str = "panels") -> tuple[int, int]:
+    """(rows, columns) for ``n`` panels: one row up to ``max_columns``, then wrapped into more rows.
+
+    Raises GradlabError (one line, naming ``what``) for no panels or more than :data:`MAX_PANELS`.
+    """
+    if n < 1:
+        raise GradlabError(f"no {what} to draw")
+    if n > MAX_PANELS:
+        raise GradlabError(f"{n} {what} are too many for one figure (at most {MAX_PANELS}): "
+                           "give a results folder with fewer of them")
+    columns = min(n, max_columns)
+    return -(-n // columns), columns
+
+
+def panel_axes(n: int, height: float, row_height: float | None = None, width: float = TEXT_WIDTH,
+               max_columns: int = MAX_COLUMNS, what: str = "panels", **subplots):
+    """A figure with ``n`` panels in rows of at most ``max_columns`` (:func:`panel_grid`).
+
+    ``height`` is the figure's height with one row; each further row adds
+    ``row_height`` (default: ``height`` less 0.3 in for the legend above the
+    first). Slots left over in the last row are removed, and a panel with no
+    panel below it keeps its x tick labels (``sharex`` hides them otherwise).
+    Returns ``(fig, axes)``, ``axes`` a list of ``n`` Axes in reading order.
+    """
+    rows, columns = panel_grid(n, max_columns, what)
+    row_height = height - 0.3 if row_height is None else row_height
+    fig, grid = plt.subplots(rows, columns, figsize=(width, height + (rows - 1) * row_height), squeeze=False,
+                             **subplots)
+    flat = list(grid.ravel())
+    for ax in flat[n:]:
+        ax.remove()
+    axes = flat[:n]
+    for i, ax in enumerate(axes):
+        if i + columns >= n:  # nothing below it: its own x tick labels
+            ax.xaxis.set_tick_params(which="both", labelbottom=True)
+    return fig, axes
+
+
+def outer_labels(axes, columns: int) -> None:
+    """Say each axis label once: on the first panel of a row (y) and the lowest of a column (x).
+
+    A label is cleared only where a neighbour says the same (the panel to the left of it in its row for y,
+    below it for x), so panels that differ (ρ(W_hh) beside ρ of a gate block) keep their own.
+    """
+    n = len(axes)
+    for i, ax in enumerate(axes):  # top down: a label is compared with its neighbour's before that is cleared
+        if i % columns and ax.get_ylabel() == axes[i - i % columns].get_ylabel():
+            ax.set_ylabel("")
+        if i + columns < n and ax.get_xlabel() == axes[i + columns].get_xlabel():
+            ax.set_xlabel("")
 
 
 def parse_formats(formats) -> tuple[str, ...]:
@@ -173,11 +250,14 @@ def save_figure(fig, stem, formats=FORMATS) -> list[Path]:
 
     PNGs are 300 dpi (style file). Metadata that would change from run to run
     (creation date) is left out, so the same CSVs give the same bytes. Each
-    file is written to a temporary name and renamed into place, so a reader
-    never sees half a figure.
+    file is written to a temporary name of its own (two writers into one
+    folder never share one) and renamed into place, so a reader never sees
+    half a figure; a full disk or read-only folder is one line
+    (:class:`~gradlab.io.results.WriteFailed`).
     """
     stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
+    with write_errors(stem.parent):
+        stem.parent.mkdir(parents=True, exist_ok=True)
     paths = []
     # Lay the figure out once (Agg) and freeze it: otherwise constrained layout reruns at every
     # savefig with that format's renderer, and the PNG would depend on whether a PDF was saved first.
@@ -186,13 +266,19 @@ def save_figure(fig, stem, formats=FORMATS) -> list[Path]:
     try:
         for fmt in parse_formats(formats):
             path = stem.with_name(f"{stem.name}.{fmt}")
-            tmp = path.with_name(f".{path.name}.tmp")
             metadata = {"CreationDate": None} if fmt == "pdf" else {"Date": None} if fmt == "svg" else {}
-            try:
-                fig.savefig(tmp, format=fmt, metadata=metadata)
-                os.replace(tmp, path)
-            finally:
-                tmp.unlink(missing_ok=True)
+            with write_errors(path):
+                # a temporary name of its own: two `gradlab plot`s into one folder never share one
+                fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+                try:
+                    try:
+                        os.fchmod(fd, FILE_MODE)
+                    finally:
+                        os.close(fd)
+                    fig.savefig(tmp, format=fmt, metadata=metadata)
+                    os.replace(tmp, path)
+                finally:
+                    Path(tmp).unlink(missing_ok=True)
             paths.append(path)
     finally:
         plt.close(fig)

@@ -42,7 +42,7 @@ def rate_segment(K0: float, e0: float, K_end: float, radius: float, lo: float, h
     return np.array([K0, K1]), np.array([e0, e0 + (K1 - K0) * slope])
 
 
-def plot_truncation_error(curves, ax=None, color_of=None, rate: bool = True):
+def plot_truncation_error(curves, ax=None, color_of=None, rate: bool = True, limits=None):
     """log10 relative error of truncated BPTT against truncation length K, one curve per radius.
 
     Parameters
@@ -57,6 +57,9 @@ def plot_truncation_error(curves, ax=None, color_of=None, rate: bool = True):
         predicts. It is cut where it leaves the axes (the y-range is the
         measured one). For ρ ≥ 1 it does not decay and is not drawn
         (:data:`RATE_LABEL` says so in a legend).
+    limits : (lo, hi) of log10 error, optional
+        The y-range; default the range of ``curves``. Panels that share a y
+        axis pass the range of all of them, so that none is cut to another's.
 
     Returns
     -------
@@ -65,7 +68,7 @@ def plot_truncation_error(curves, ax=None, color_of=None, rate: bool = True):
     ax = get_ax(ax)
     if color_of is None:
         color_of, _ = sequential_colors(curves["radius"])
-    lo, hi = data_limits(curves["lo"], curves["hi"])
+    lo, hi = data_limits(curves["lo"], curves["hi"]) if limits is None else limits
     K_lo, K_hi = curves["truncate"].min(), curves["truncate"].max()
     margin = 0.04 * (K_hi - K_lo) if K_hi > K_lo else 0.5
     for radius, c in curves.groupby("radius", sort=True):

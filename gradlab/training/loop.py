@@ -49,6 +49,7 @@ from ..analysis.tables import norms_by_lag, norms_table
 from ..cells import make_cell
 from ..cells.gated import set_gate_biases
 from ..cells.init import check_initial_network
+from ..cells.weights import check_scale
 from ..errors import GradlabError, check_choice, check_positive_int, check_positive_number, config_from_dict
 from .clipping import CLIPPINGS, get_clipping, global_norm
 from .optimisers import OPTIMISERS, apply_updates, get_optimiser
@@ -153,6 +154,8 @@ class TrainConfig:
             check_positive_int(getattr(self, name), name)
         check_positive_int(self.jacobian_every, "jacobian_every", minimum=0)
         check_initial_network(self)
+        for name in ("radius", "input_scale"):     # subnormal or overflowing weights have no spectrum
+            check_scale(getattr(self, name), name)
         cell = make_cell(self.cell, self.activation, self.layers)
         check_choice(self.clipping, CLIPPINGS, "clipping")
         check_choice(self.optimizer, OPTIMISERS, "optimizer")
@@ -305,7 +308,8 @@ def train(config: TrainConfig, quiet: bool = True) -> TrainResult:
                           "error_rate": error, "chance_metric": task.chance})
             if solved_at is None and error < SOLVED_BELOW:
                 solved_at = step
-        if c.jacobian_every and (step % c.jacobian_every == 0 or step == c.updates):
+        stopping = c.stop_when_solved and solved_at == step      # the run ends here: its "after" curve
+        if c.jacobian_every and (step % c.jacobian_every == 0 or step == c.updates or stopping):
             curves.append(jacobian_curve(cell, params, held_out.x[:c.jacobian_batch]).assign(step=step))
 
     # Exploding weights are the object of study: inf/nan are recorded and

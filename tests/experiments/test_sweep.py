@@ -195,10 +195,12 @@ def test_a_killed_sweep_leaves_no_worker_processes_and_resumes(tmp_path, signum)
         for w in workers:
             if alive(w):
                 os.kill(w, signal.SIGKILL)
-    if signum == signal.SIGTERM:          # unwound like Ctrl-C: one line, the shell's exit code, no temp folder
-        assert proc.returncode == 143 and log.read_text().strip() == "Terminated."
-        assert not [p.name for p in (out / "parts").iterdir() if p.name.startswith(".")]
     n_done = finished_parts(out)
+    if signum == signal.SIGTERM:          # unwound like Ctrl-C: one line (what is kept), the shell's exit code, no temp folder
+        assert proc.returncode == 143
+        assert log.read_text().strip() == (f"Terminated: {n_done} of 24 runs are kept in {str(out)!r}; "
+                                           "run the same command again to resume")
+        assert not [p.name for p in (out / "parts").iterdir() if p.name.startswith(".")]
     assert n_done < 24 and not (out / "runs.csv").exists()
 
     outcome = run_sweep(spec, out)                       # the same command again
@@ -373,11 +375,11 @@ def interrupted_sweep(tmp_path: Path, monkeypatch, code=None, n_done: int = 5, f
     spec, out = write_spec(tmp_path, RUN_SPEC), tmp_path / "out"
     real_run, calls = sweep_module._sweep_run, []
 
-    def stop_after_n(kind, run):
+    def stop_after_n(kind, run, *args):
         if len(calls) == n_done and not finish:
             raise KeyboardInterrupt
         calls.append(run.run_id)
-        return real_run(kind, run)
+        return real_run(kind, run, *args)
 
     with monkeypatch.context() as m:
         m.setattr(sweep_module, "_sweep_run", stop_after_n)

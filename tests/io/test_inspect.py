@@ -119,3 +119,48 @@ def test_a_folder_without_results_is_refused_and_a_folder_of_run_folders_is_list
     # A folder of results folders (what `gradlab plot heatmap` reads) still gets its file list.
     shutil.copytree(sweep_folder, tmp_path / "many" / "one")
     assert "many/one" in inspect_path(tmp_path / "many")
+
+
+MALFORMED = [
+    ({"kind": "sweep", "sweep": 3}, "'sweep' is a whole number, expected an object"),
+    ({"kind": "sweep", "config": [1]}, "'config' is a list, expected an object"),
+    ({"kind": "sweep", "sweep": {"n_runs": "12"}}, "'sweep.n_runs' is a string, expected a whole number"),
+    ({"kind": "sweep", "sweep": {"key_figures": 5}}, "'sweep.key_figures' is a whole number, expected a list"),
+    ({"kind": "sweep", "config": {"grid": "radius"}}, "'config.grid' is a string, expected an object of lists"),
+    ({"kind": "sweep", "config": {"grid": [1]}}, r"'config.grid\[0\]' is a whole number, expected an object of lists"),
+    ({"kind": "sweep", "config": {"grid": {"radius": 0.5}}}, "'config.grid.radius' is a float, expected a list"),
+    ({"kind": "sweep", "config": {"fixed": [1, 2]}}, "'config.fixed' is a list, expected an object"),
+    ({"kind": "run", "config": "hidden = 4"}, "'config' is a string, expected an object"),
+    ({"kind": "run", "summary": [1.0]}, "'summary' is a list, expected an object"),
+    ({"kind": "run", "files": "w.npz"}, "'files' is a string, expected an object"),
+]
+
+
+@pytest.mark.parametrize("manifest, message", MALFORMED)
+def test_a_malformed_manifest_is_a_one_line_error_naming_the_key(tmp_path, capsys, manifest, message):
+    """Each of these ended in an AttributeError or TypeError traceback."""
+    folder = tmp_path / "res"
+    folder.mkdir()
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(SystemExit) as e:
+        main(["inspect", str(folder)])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert re.search(rf"^Error: '.*manifest\.json' is not a valid gradlab manifest: {message}", err), err
+
+
+@pytest.mark.parametrize("where", ["runs.csv", "part", "file"])
+def test_a_csv_that_is_not_utf8_is_a_one_line_error_naming_it(sweep_folder, tmp_path, capsys, where):
+    folder = tmp_path / "copy"
+    shutil.copytree(sweep_folder, folder)
+    if where == "part":                  # a sweep still running: its parts' runs.csv are read
+        (folder / "runs.csv").unlink()
+        bad = sorted((folder / "parts").iterdir())[0] / "runs.csv"
+    else:
+        bad = folder / "runs.csv"
+    bad.write_bytes(bad.read_bytes().replace(b"tanh", b"t\xe2nh"))      # Latin-1 â: not UTF-8
+    with pytest.raises(SystemExit) as e:
+        main(["inspect", str(bad if where == "file" else folder)])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1
+    assert err.startswith(f"Error: cannot read {str(bad)!r} as CSV: 'utf-8' codec can't decode byte 0xe2"), err

@@ -939,7 +939,8 @@ def test_the_cells_axes_name_the_norm_and_the_lag_with_the_same_end_step(pairs, 
             if ax.get_xlabel():
                 assert ax.get_xlabel() == f"lag ${end}-k$ (steps)"
         assert fig.axes[0].get_ylabel() == rf"$\|\partial s_{end} / \partial s_k\|_2$"
-        labels = [t.get_text() for t in fig.axes[-1].get_legend().get_texts()]
+        assert all(ax.get_legend() is None for ax in fig.axes)  # the legend sits above the panels, not on one
+        labels = [t.get_text() for t in fig.legends[0].get_texts()]
         assert any(f"({end}-k)" in lab for lab in labels)
         plt.close(fig)
 
@@ -1068,6 +1069,9 @@ FOLDER_READ = {   # what `gradlab plot --list` tells a user to pass as RESULTS_D
     "transient-growth": "`gradlab run` folders (a folder of them, or one)",
     "lyapunov": "a `gradlab lyapunov` folder",
     "cells": 'a sweep folder of kind = "run" (`gradlab sweep`)',
+    "remedies": 'a sweep folder of kind = "train" (`gradlab sweep`) or a `gradlab train` folder',
+    "remedies-updates": 'a sweep folder of kind = "train" (`gradlab sweep`) or a `gradlab train` folder',
+    "remedies-jacobians": 'a sweep folder of kind = "train" (`gradlab sweep`) or a `gradlab train` folder',
 }
 
 

@@ -152,3 +152,26 @@ def test_cli_train_writes_a_one_run_folder_and_refuses_bad_input(tmp_path, capsy
     err = capsys.readouterr().err
     assert e.value.code == 2 and err.count("\n") == 1 and "1.5" in err
     assert not (tmp_path / "m").exists()
+
+
+def test_stop_when_solved_ends_the_run_at_the_solving_evaluation_with_its_jacobian_curve(monkeypatch):
+    """A run stopped when solved records solved, updates_to_solve and the Jacobian curve of the weights it
+    stopped with (the "after" curve of the remedies figure), not only the one at update 0."""
+    import gradlab.training.loop as loop
+
+    real, calls = loop.evaluate, []
+
+    def solved_from_the_second_evaluation(*args):
+        loss, metric, error = real(*args)
+        calls.append(1)
+        return loss, metric, (0.0 if len(calls) > 1 else error)
+
+    monkeypatch.setattr(loop, "evaluate", solved_from_the_second_evaluation)
+    r = train(TrainConfig(task="adding", steps=6, hidden=4, batch=4, updates=100, eval_every=10, eval_batch=8,
+                          jacobian_every=1000, stop_when_solved=True))
+    s = r.summary
+    assert s["solved"] and s["updates_to_solve"] == 10 and s["updates_done"] == 10
+    assert r.tables["evaluation"]["step"].tolist() == [0, 10]
+    assert sorted(set(r.tables["jacobians"]["step"])) == [0, 10]
+    r = train(TrainConfig(task="adding", steps=6, hidden=4, batch=4, updates=30, eval_every=10, eval_batch=8))
+    assert r.summary["updates_done"] == 30       # without the flag the run goes on

@@ -1,0 +1,324 @@
+"""A researcher's own PyTorch model, in gradlab: a live module in, and a monitor for their training loop.
+
+PyTorch stays an optional extra (``pip install "gradlab[torch]"``); nothing
+here imports it before it is used.
+
+* :func:`from_torch` turns a live ``nn.RNN`` (tanh, relu), ``nn.LSTM`` or
+  ``nn.GRU`` (any ``num_layers``, ``batch_first``, ``bias=False``), or an
+  ``nn.RNNCell``/``nn.LSTMCell``/``nn.GRUCell``, plus an optional read-out
+  ``nn.Linear``, into a :class:`~gradlab.experiments.runner.Network`, which
+  :func:`gradlab.analyse` analyses on the user's own batch like ``gradlab run``.
+* :func:`read_state_dict` reads a ``torch.save(model.state_dict(), path)``
+  file with ``weights_only=True`` (never unpickling arbitrary objects).
+* :class:`Monitor` is called once per update from the user's own loop and
+  records what ``gradlab train`` records into the same ``training.csv`` /
+  ``jacobians.csv`` schema, so ``gradlab inspect`` and the figures read it.
+
+Example::
+
+    model = nn.LSTM(2, 64, num_layers=2, batch_first=True); fc = nn.Linear(64, 1)
+    monitor = gradlab.torch.Monitor(model, probe=x_probe, out="runs/mine", every=50, readout=fc)
+    for step in range(updates):
+        loss = ...; opt.zero_grad(); loss.backward()
+        monitor.step(loss)           # after backward(), before or after opt.step()
+        opt.step()
+    monitor.close()
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .analysis.jacobian_norms import jacobian_norms
+from .analysis.lyapunov import largest_lyapunov
+from .analysis.spectrum import sigma_max, spectral_radius, step_bound
+from .analysis.tables import norms_by_lag, norms_table
+from .cells import make_cell
+from .errors import GradlabError, check_positive_int
+from .experiments.runner import Network
+from .io.results import CSV_FLOAT_FORMAT, check_new_folder, code_fingerprint, manifest, write_json
+
+INSTALL = 'pip install "gradlab[torch]" (or pip install torch)'
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError:
+        raise GradlabError(f"this needs PyTorch: {INSTALL}") from None
+    return torch
+
+
+def _arrays(state: dict) -> dict[str, np.ndarray]:
+    return {k: v.detach().cpu().double().numpy().copy() for k, v in state.items()}
+
+
+CELL_MODULES = {"RNNCell": "rnn", "LSTMCell": "lstm", "GRUCell": "gru"}
+SEQUENCE_MODULES = {"RNN": "rnn", "LSTM": "lstm", "GRU": "gru"}
+
+
+def from_torch(module, readout=None) -> Network:
+    """The gradlab network of a live PyTorch recurrent module (and optional ``nn.Linear`` read-out).
+
+    Parameters
+    ----------
+    module : torch.nn.RNN, LSTM, GRU, RNNCell, LSTMCell or GRUCell
+        Any ``num_layers``, ``batch_first``, with or without biases;
+        ``bidirectional=True`` and ``proj_size > 0`` are refused (one line
+        naming what is not supported).
+    readout : torch.nn.Linear, optional
+        o_t = W_hy h_t + b_y on the top layer's h; without one a random
+        read-out (N(0, 1/n), m = d) is drawn and the network says so.
+
+    Returns
+    -------
+    Network
+        ``cell`` (a stacked cell for ``num_layers > 1``), ``params`` (float64
+        copies: later training does not change them), ``batch_first``.
+
+    Examples
+    --------
+    >>> import torch, gradlab as gl                      # doctest: +SKIP
+    >>> net = gl.from_torch(torch.nn.GRU(3, 16, num_layers=2))
+    >>> gl.analyse(net, torch.randn(50, 4, 3)).summary["lyapunov"]
+    """
+    kind = type(module).__name__
+    if kind in CELL_MODULES:
+        name, layers, batch_first = CELL_MODULES[kind], 1, True
+        arrays = {f"{k}_l0": v for k, v in _arrays(module.state_dict()).items()}
+    elif kind in SEQUENCE_MODULES:
+        name, layers, batch_first = SEQUENCE_MODULES[kind], module.num_layers, module.batch_first
+        if module.bidirectional:
+            raise GradlabError(f"{kind}(bidirectional=True) is not supported: gradlab analyses one direction "
+                               "(the Jacobians of a backward pass run over time the other way)")
+        if getattr(module, "proj_size", 0):
+            raise GradlabError(f"{kind}(proj_size={module.proj_size}) is not supported: the projected state "
+                               "h = W_hr (o ⊙ tanh C) is not among gradlab's LSTM cells")
+        arrays = _arrays(module.state_dict())
+    else:
+        raise GradlabError(f"unsupported module {kind}: give an nn.RNN, nn.LSTM, nn.GRU or their *Cell modules "
+                           "(the recurrent module itself, not a model wrapping it)")
+    activation = getattr(module, "nonlinearity", "tanh")
+    cell = make_cell(name, activation, layers)
+    n = module.hidden_size
+    if readout is not None:
+        if type(readout).__name__ != "Linear":
+            raise GradlabError(f"readout must be an nn.Linear, got {type(readout).__name__}")
+        w = _arrays(readout.state_dict())
+        arrays["fc.weight"] = w["weight"]
+        arrays["fc.bias"] = w.get("bias", np.zeros(w["weight"].shape[0]))
+        if arrays["fc.weight"].shape[1] != n:
+            raise GradlabError(f"readout takes inputs of size {arrays['fc.weight'].shape[1]}, but the module's "
+                               f"hidden size is {n}")
+    for layer in range(layers):                        # bias=False: PyTorch has no bias arrays at all
+        for key in (f"bias_ih_l{layer}", f"bias_hh_l{layer}"):
+            if key not in arrays:
+                rows = arrays[f"weight_hh_l{layer}"].shape[0]
+                arrays[key] = np.zeros(rows)
+    params = cell.from_state_dict(arrays, f"{kind} module", np.random.default_rng(0), None)
+    return Network(cell, params, batch_first, repr(module).replace("\n", " "),
+                   "given" if readout is not None else "random")
+
+
+def read_state_dict(path) -> dict[str, np.ndarray]:
+    """The arrays of a ``torch.save(model.state_dict(), path)`` file, float64, read with ``weights_only=True``.
+
+    A file holding pickled code or objects (``torch.save(model)``) is refused
+    in one line: gradlab never unpickles anything but tensors.
+    """
+    torch = _torch()
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise GradlabError(f"weights file {str(path)!r} does not exist") from None
+    except Exception as e:   # torch raises UnpicklingError, RuntimeError, … for what it will not load
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise GradlabError(f"cannot read {str(path)!r} as a PyTorch state dict with weights_only=True "
+                           f"(save model.state_dict(), not the model): {first}") from None
+    if not isinstance(state, dict) or not all(hasattr(v, "detach") for v in state.values()):
+        raise GradlabError(f"{str(path)!r} holds a {type(state).__name__}, not a state dict of tensors "
+                           "(torch.save(model.state_dict(), path))")
+    return _arrays(state)
+
+
+# ---------------------------------------------------------------- the monitor
+
+TRAINING_COLUMNS = ["step", "loss", "grad_norm", "clipped_grad_norm", "clipped", "skipped", "rho", "sigma_max"]
+
+
+class Monitor:
+    """Record a PyTorch training run, one call per update, into a gradlab results folder.
+
+    Parameters
+    ----------
+    model : the recurrent module (nn.RNN / nn.LSTM / nn.GRU, any ``num_layers``)
+    probe : tensor or array
+        A fixed batch, laid out as the module takes it, on which the curve
+        ‖∂s_T/∂s_k‖ and λ₁ are measured every ``every`` updates.
+    out : path
+        The results folder (refused if it exists, unless ``force``; gradlab
+        replaces only folders it wrote).
+    every : int
+        Updates between two measurements of the curve (and writes to disk).
+    readout : nn.Linear, optional
+        Its parameters count in the gradient norm.
+    spectra_every : int
+        Updates between two measurements of ρ and σ_max of every n × n
+        recurrent block (1: every update, as ``gradlab train``).
+    force : bool
+
+    Notes
+    -----
+    Each update appends one row of ``training.csv`` (``step, loss,
+    grad_norm, clipped_grad_norm, clipped, skipped, rho, sigma_max`` and,
+    per block, ``rho_<block>``, ``sigma_max_<block>``); the user clips and
+    steps, so ``clipped_grad_norm`` = ``grad_norm`` and ``clipped``,
+    ``skipped`` are False (a non-finite gradient is recorded as it is).
+    Every ``every`` updates ``jacobians.csv`` gains the per-lag curve of the
+    current weights on the probe (with ``lyapunov``, λ₁), rows are appended
+    to the CSVs in whole lines and ``manifest.json`` is rewritten
+    atomically; :meth:`close` writes ``runs.csv`` and marks the run finished.
+    """
+
+    def __init__(self, model, probe, out, every: int = 50, readout=None, spectra_every: int = 1,
+                 force: bool = False):
+        check_positive_int(every, "every")
+        check_positive_int(spectra_every, "spectra_every")
+        self.model, self.readout, self.every, self.spectra_every = model, readout, every, spectra_every
+        self.network = from_torch(model, readout)             # checks the module type
+        self.probe = probe.detach().cpu().numpy() if hasattr(probe, "detach") else np.asarray(probe)
+        from .experiments.runner import network_model
+
+        network_model(self.network, self.probe)               # checks the probe's shape, one line
+        self.out = check_new_folder(out, force)
+        if self.out.exists():
+            import shutil
+
+            shutil.rmtree(self.out)
+        self.out.mkdir(parents=True)
+        self.steps = 0
+        self.rows: list[dict] = []                            # rows not yet written
+        self.last_spectra = {}
+        self.started = time.time()
+        self.params = [p for m in (model, readout) if m is not None for p in m.parameters()]
+        self._write_manifest(finished=False)
+
+    # -- per update
+    def step(self, loss) -> None:
+        """Record one update: call after ``loss.backward()`` (the gradients are read from ``.grad``)."""
+        torch = _torch()
+        self.steps += 1
+        with torch.no_grad():
+            sq = sum(float((p.grad.double() ** 2).sum()) for p in self.params if p.grad is not None)
+        norm = math.sqrt(sq)
+        row = {"step": self.steps, "loss": float(loss.detach() if hasattr(loss, "detach") else loss),
+               "grad_norm": norm, "clipped_grad_norm": norm, "clipped": False, "skipped": False}
+        if (self.steps - 1) % self.spectra_every == 0:
+            self.last_spectra = self._spectra()
+        row.update(self.last_spectra)
+        self.rows.append(row)
+        if self.steps % self.every == 0:
+            self.checkpoint()
+
+    def _spectra(self) -> dict:
+        """ρ and σ_max of every n × n recurrent block of the module as it is now."""
+        out, rho, smax = {}, 0.0, 0.0
+        for name, W in self._recurrent_blocks().items():
+            r, s = spectral_radius(W), sigma_max(W)
+            out[f"rho_{name}"], out[f"sigma_max_{name}"] = r, s
+            rho, smax = max(rho, r), max(smax, s)
+        return {"rho": rho, "sigma_max": smax, **out}
+
+    def _recurrent_blocks(self) -> dict[str, np.ndarray]:
+        state = {k: v for k, v in self.model.state_dict().items() if k.startswith("weight_hh")}
+        cell = self.network.cell
+        gates = {"lstm": "ifgo", "gru": "rzn"}.get(cell.name)
+        blocks = {}
+        for key, W in state.items():
+            W = W.detach().cpu().double().numpy()
+            layer = key.removeprefix("weight_hh")
+            n = W.shape[1]
+            if gates is None:
+                blocks[f"W_hh{layer}"] = W
+            else:
+                blocks.update({f"W_h{q}{layer}": W[j * n:(j + 1) * n] for j, q in enumerate(gates)})
+        return blocks
+
+    # -- every `every` updates
+    def checkpoint(self) -> None:
+        """Measure the curve on the probe, append the pending rows and rewrite the manifest."""
+        network = from_torch(self.model, self.readout)
+        from .experiments.runner import network_model
+
+        model = network_model(network, self.probe)
+        trace = network.cell.forward(network.params, model.x)
+        bound = step_bound(network.cell, network.params, trace)
+        curve = norms_by_lag(norms_table(jacobian_norms(trace, "last", workers=1), bound.factor, bound.rate))
+        curve.insert(0, "step", self.steps)
+        curve["lyapunov"] = float(np.mean(largest_lyapunov(trace)))
+        self._append("jacobians.csv", curve)
+        if self.rows:
+            self._append("training.csv", pd.DataFrame(self.rows))
+            self.rows = []
+        self._write_manifest(finished=False)
+
+    def _append(self, name: str, table: pd.DataFrame) -> None:
+        """Append whole lines (one write call), with the header when the file is new."""
+        table = table.copy()
+        table.insert(0, "run_id", "r0000")
+        path = self.out / name
+        header = not path.exists()
+        if not header:
+            columns = pd.read_csv(path, nrows=0).columns.tolist()
+            table = table.reindex(columns=columns)
+        text = table.to_csv(index=False, header=header, float_format=CSV_FLOAT_FORMAT)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
+        try:
+            os.write(fd, text.encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def _write_manifest(self, finished: bool) -> None:
+        n = self.network
+        config = {"source": n.source, "cell": n.cell.name, "layers": getattr(n.cell, "L", 1),
+                  "hidden": n.params.n, "inputs": n.params.d, "every": self.every,
+                  "spectra_every": self.spectra_every, "probe_shape": list(self.probe.shape)}
+        write_json(self.out / "manifest.json", manifest("train", config, code=code_fingerprint(),
+                                                        monitor={"updates": self.steps, "finished": finished}))
+
+    def close(self) -> Path:
+        """Measure once more, write everything still pending and ``runs.csv``; the folder is then complete."""
+        if self.steps % self.every or self.rows or self.steps == 0:
+            self.checkpoint()
+        training = pd.read_csv(self.out / "training.csv") if (self.out / "training.csv").exists() else pd.DataFrame()
+        jac = pd.read_csv(self.out / "jacobians.csv")
+        summary = {"run_id": "r0000", "param_hash": "monitor", "cell": self.network.cell.name,
+                   "updates_done": self.steps,
+                   "final_loss": float(training["loss"].iloc[-1]) if len(training) else math.nan,
+                   "lyapunov": float(jac["lyapunov"].iloc[-1]),
+                   "rho": float(training["rho"].iloc[0]) if len(training) else math.nan,
+                   "final_rho": float(training["rho"].iloc[-1]) if len(training) else math.nan,
+                   "wall_time_s": time.time() - self.started}
+        from .io.results import write_csv
+
+        write_csv(self.out / "runs.csv", pd.DataFrame([summary]))
+        self._write_manifest(finished=True)
+        return self.out
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if exc[0] is None:
+            self.close()
+        return False
+
+
+__all__ = ["Monitor", "from_torch", "read_state_dict"]
