@@ -101,7 +101,8 @@ def model_options(f):
 def budget_options(f):
     """--max-memory and --yes: the limits a command's size estimate is checked against (experiments/budget.py)."""
     f = click.option("--yes", "-y", is_flag=True,
-                     help="Run even when the estimated time is beyond an hour (the estimate is printed first).")(f)
+                     help="Run even when the estimated time is beyond the limit (6 h; a sweep 24 h with its --jobs); "
+                          "the estimate is printed first.")(f)
     return click.option("--max-memory", default=None, metavar="SIZE",
                         help="Memory the command may use, e.g. 8G  [default: MemAvailable of /proc/meminfo]; "
                              "a command whose estimate is larger is refused before it allocates anything.")(f)
@@ -540,7 +541,7 @@ def _lyapunov_default(name: str):
 
 def _spectrum_default(name: str):
     """The default of a SpectrumConfig field (``gradlab lyapunov --spectrum``)."""
-    from .experiments.chaos import SpectrumConfig
+    from .experiments.kinds import SpectrumConfig
 
     return SpectrumConfig.__dataclass_fields__[name].default
 
@@ -810,7 +811,7 @@ def fixed_points(seed, out, force, quiet, **options):
 
     \b
     Examples:
-      gradlab fixed-points --out results/flipflop                      # trains for about 2 s, then searches
+      gradlab fixed-points --out results/flipflop              # trains for a few seconds, then searches
       gradlab fixed-points --task flip_flop --train-updates 800 --hidden 24 --out results/ff24
       gradlab fixed-points --weights my_rnn.npz --input-seq x.npy --out results/mine
       gradlab plot fixed-points results/flipflop

@@ -180,7 +180,7 @@ class Monitor:
     per block, ``rho_<block>``, ``sigma_max_<block>``); the user clips and
     steps, so ``clipped_grad_norm`` = ``grad_norm`` and ``clipped``,
     ``skipped`` are False (a non-finite gradient is recorded as it is).
-    Every ``every`` updates ``jacobians.csv`` gains the per-lag curve of the
+    At update 0 and every ``every`` updates ``jacobians.csv`` gains the per-lag curve of the
     current weights on the probe (with ``lyapunov``, λ₁), rows are appended
     to the CSVs in whole lines and ``manifest.json`` is rewritten
     atomically; :meth:`close` writes ``runs.csv`` and marks the run finished.
@@ -207,7 +207,7 @@ class Monitor:
         self.last_spectra = {}
         self.started = time.time()
         self.params = [p for m in (model, readout) if m is not None for p in m.parameters()]
-        self._write_manifest(finished=False)
+        self.checkpoint()          # update 0: the curve of the weights training starts from
 
     # -- per update
     def step(self, loss) -> None:
@@ -295,7 +295,7 @@ class Monitor:
 
     def close(self) -> Path:
         """Measure once more, write everything still pending and ``runs.csv``; the folder is then complete."""
-        if self.steps % self.every or self.rows or self.steps == 0:
+        if self.steps % self.every or self.rows:
             self.checkpoint()
         training = pd.read_csv(self.out / "training.csv") if (self.out / "training.csv").exists() else pd.DataFrame()
         jac = pd.read_csv(self.out / "jacobians.csv")

@@ -1,16 +1,13 @@
 """Shared by the tests of the dynamical-systems view: toy sweeps of the kinds lyapunov_spectrum and fixed_points,
-weights files with known answers, and the budget hook their configs need."""
+and weights files with known answers."""
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from gradlab.cells import make_cell
 from gradlab.cells.rnn import RNNParams
-from gradlab.experiments import budget
 from gradlab.experiments.sweep import parse_spec, run_sweep
 
 SPECTRUM_SWEEP = """
@@ -42,37 +39,6 @@ record_batch = 4
 record_steps = 30
 starts = 24
 """
-
-
-@contextlib.contextmanager
-def budget_hook():
-    """A sweep checks each run's budget with ``budget.estimate(config)``, which knows the run, train, truncation and
-    lyapunov configs by type. The configs of these kinds carry their own ``estimate(what)``; until budget.estimate
-    asks a config for it, this does (and does nothing once it does)."""
-    from gradlab.experiments.chaos import SpectrumConfig
-
-    original = budget.estimate
-    try:
-        original(SpectrumConfig(hidden=2, steps=2, warmup=0, burn=0), "probe")
-        yield
-        return
-    except AttributeError:
-        pass
-
-    def estimate(config, what=None, **kwargs):
-        if hasattr(config, "estimate") and callable(config.estimate):
-            return config.estimate(what) if what else config.estimate()
-        return original(config, what, **kwargs)
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(budget, "estimate", estimate)
-        yield
-
-
-@pytest.fixture(autouse=True)
-def budget_asks_the_config():
-    with budget_hook():
-        yield
 
 
 def sweep(text: str, out: Path, **kwargs):

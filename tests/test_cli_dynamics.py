@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dynamics_results import budget_asks_the_config, rnn_weights  # noqa: F401
+from dynamics_results import rnn_weights
 from gradlab.cli import main
-from gradlab.experiments import chaos
+from gradlab.experiments import kinds
 
 SPECTRUM = ["lyapunov", "--spectrum", "-a", "tanh", "--gains", "0.5,3", "-n", "10", "-T", "80", "--warmup", "10",
             "--burn", "20", "--seeds", "2", "--window", "20", "--local-k", "2", "-q"]
@@ -147,13 +147,13 @@ def test_the_cli_adds_no_work_to_the_measurement(tmp_path, capsys, monkeypatch):
     from threadpoolctl import threadpool_info
 
     calls = []
-    original = chaos.measure_spectrum
+    original = kinds.measure_spectrum
 
     def spy(config):
         calls.append([i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"])
         return original(config)
 
-    monkeypatch.setattr(chaos, "measure_spectrum", spy)
+    monkeypatch.setattr(kinds, "measure_spectrum", spy)
     assert gradlab(capsys, "lyapunov", "--spectrum", "-a", "tanh", "--gains", "1.5", "-n", "8", "-T", "30",
                    "--warmup", "2", "--burn", "2", "--seeds", "1", "--out", tmp_path / "s")[0] == 0
     assert len(calls) == 1 and all(n == 1 for n in calls[0])

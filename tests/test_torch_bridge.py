@@ -166,7 +166,7 @@ def test_the_monitor_records_the_users_own_loop(torch, tmp_path):
     assert training["grad_norm"].iloc[-1] == pytest.approx(float(grad), rel=1e-12)
     assert {"rho_W_hi_l0", "sigma_max_W_ho_l1"} <= set(training.columns)
     jac = gl.schema.read_table(tmp_path / "mon" / "jacobians.csv", "jacobians")
-    assert sorted(set(jac["step"])) == [5, 10, 12] and set(jac["lag"]) == set(range(1, 11))
+    assert sorted(set(jac["step"])) == [0, 5, 10, 12] and set(jac["lag"]) == set(range(1, 11))
     # the curve at the last step is what gradlab run measures for these weights on the probe
     direct = gl.analyse(gl.from_torch(lstm, fc), probe).tables["norms"].groupby("lag")["log10_norm"].mean()
     last = jac[jac["step"] == 12].set_index("lag")["mean_log10_norm"]

@@ -33,6 +33,7 @@ lr = 0.05
 threshold = 1.0
 eval_every = 3
 eval_batch = 8
+jacobian_every = 3
 """,
     "truncation": """
 kind = "truncation"

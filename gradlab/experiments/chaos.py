@@ -26,7 +26,7 @@ Tables (the CSVs of ``gradlab lyapunov``, after ``run_id`` and the parameters):
 
 The full spectrum (kind ``lyapunov_spectrum``, ``gradlab lyapunov --spectrum``)
 ------------------------------------------------------------------------------
-:class:`SpectrumConfig` measures the leading k = ``leading`` exponents (all of them by
+:class:`gradlab.experiments.kinds.SpectrumConfig` measures the leading k = ``leading`` exponents (all of them by
 default) with QR every step (:func:`gradlab.analysis.lyapunov.lyapunov_spectrum`),
 nats per step, along one of these trajectories:
 
@@ -62,14 +62,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..analysis.lyapunov import LyapunovSpectrum, largest_lyapunov, lyapunov_spectrum
+from ..analysis.lyapunov import LyapunovSpectrum, largest_lyapunov
 from ..analysis.mean_field import compute_mean_field, critical_gain
-from ..cells import make_cell
-from ..cells.activations import ACTIVATIONS, get_activation
+from ..cells.activations import get_activation
 from ..cells.rnn import RNNParams, Trace, forward
-from ..errors import GradlabError, check_choice, check_positive_int, check_positive_number, config_from_dict
-from .config import LAYOUTS, RunConfig
-from .runner import build_model
+from ..errors import GradlabError, check_choice, check_positive_int, check_positive_number
 
 DEFAULT_GAINS = {"tanh": "0.25:3:0.125", "sigmoid": "1:16:0.5", "relu": "0.25:2.5:0.125"}
 MAX_GAINS = 1000   # a START:STOP:STEP with a tiny step would otherwise ask for billions of networks
@@ -246,228 +243,6 @@ def scan_spec_text(gains: dict, seeds: int, **fixed) -> str:
 
 # ---------------------------------------------------------------- the full spectrum (kind "lyapunov_spectrum")
 
-SPECTRUM_DRIVES = ("autonomous", "gaussian", "file")
-# Parameters a file sets, so a sweep point may not give them beside it (they would not be used).
-SPECTRUM_SET_BY_FILE = {"weights": ("hidden", "g"), "input_seq": ("steps", "batch")}
-
-
-@dataclass(frozen=True)
-class SpectrumConfig:
-    """One Lyapunov spectrum: the network, the trajectory its Jacobians are taken along, how many exponents.
-
-    The defaults of ``gradlab lyapunov --spectrum`` (module docstring).
-
-    Attributes
-    ----------
-    activation : {"tanh", "sigmoid", "relu", "linear"} or None
-        φ of a vanilla RNN; None means tanh, except with a vanilla-RNN
-        ``weights`` file, which must then record its own.
-    g : float
-        Gain of a random network: W_hh entries N(0, g²/n) (vanilla RNN), or
-        the spectral radius of every n × n recurrent gate block (LSTM, GRU).
-    seed : int
-        Seeds the random network and h_0 (or the Gaussian inputs).
-    hidden : int
-        n of a random network (a weights file sets it).
-    steps : int
-        Recorded steps T (an input file sets them: its length less ``burn``).
-    warmup : int
-        Recorded products that only align the vectors, < T.
-    burn : int
-        Unrecorded steps first (the trajectory's transient).
-    leading : int or None
-        k, the number of exponents (the leading k), 1 ≤ k ≤ state size; None: the full spectrum.
-        (Not ``k``: that is a column of gradlab's norms tables, and a parameter may not take a column's name.)
-    window : int
-        Steps per finite-time window of the local exponents (0: none).
-    local_leading : int
-        The local exponents are kept for the leading min(local_leading, k) (0: none).
-    batch : int
-        Sequences B: trajectories from their own initial states (or inputs) through one network.
-    cell : {"rnn", "lstm", "gru", …}
-        A key of :data:`gradlab.cells.CELLS`.
-    layers : int
-        Stacked layers (a random vanilla RNN has one: W_hh = g · W₀).
-    weights : str or None
-        A trained network's ``.npz`` state dict (PyTorch names).
-    drive : {"autonomous", "gaussian", "file"}
-        Inputs of a weights file's network: x_t = 0, x_t ~ N(0, I), or ``input_seq``.
-    input_seq : str or None
-        ``.npy`` inputs (``drive = "file"``), as for ``gradlab run``.
-    layout : {"btd", "tbd"}
-        Axis order of a 3-D ``input_seq``.
-    """
-
-    activation: str | None = None
-    g: float = 1.0
-    seed: int = 0
-    hidden: int = 200
-    steps: int = 1000
-    warmup: int = 100
-    burn: int = 200
-    leading: int | None = None
-    window: int = 50
-    local_leading: int = 10
-    batch: int = 1
-    cell: str = "rnn"
-    layers: int = 1
-    weights: str | None = None
-    drive: str = "autonomous"
-    input_seq: str | None = None
-    layout: str = "btd"
-
-    def __post_init__(self):
-        if self.activation is None and not (self.weights is not None and self.cell == "rnn"):
-            object.__setattr__(self, "activation", "tanh")
-        if self.activation is not None:
-            check_choice(self.activation, ACTIVATIONS, "activation")
-        check_positive_number(self.g, "g")
-        for name in ("hidden", "steps", "batch", "layers"):
-            check_positive_int(getattr(self, name), name)
-        for name in ("seed", "warmup", "burn", "window", "local_leading"):
-            check_positive_int(getattr(self, name), name, minimum=0)
-        if self.leading is not None:
-            check_positive_int(self.leading, "leading (k, the number of exponents)")
-        for name in ("weights", "input_seq"):
-            value = getattr(self, name)
-            if value is not None and not isinstance(value, str):
-                raise GradlabError(f"{name} must be a file name (a string), got {value!r}")
-        check_choice(self.drive, SPECTRUM_DRIVES, "drive")
-        check_choice(self.layout, LAYOUTS, "layout")
-        if self.drive == "file" and self.input_seq is None:
-            raise GradlabError("drive = 'file' needs the inputs: input_seq = \"x.npy\" (--input-seq)")
-        if self.input_seq is not None and self.drive != "file":
-            raise GradlabError(f"input_seq {self.input_seq!r} is only read with drive = 'file', not {self.drive!r}")
-        if self.weights is None:
-            if self.drive != "autonomous":
-                raise GradlabError(f"drive = {self.drive!r} needs a trained network (weights = \"w.npz\", --weights): "
-                                   "a random network runs autonomously (drive = 'autonomous')")
-            if self.cell == "rnn" and self.layers != 1:
-                raise GradlabError(f"a random vanilla RNN is one W_hh = g·W₀ (layers = 1), got layers = {self.layers}; "
-                                   "a stacked network's spectrum needs its weights file")
-        make_cell(self.cell, self.activation or "tanh", self.layers)   # an unknown cell, a φ it does not take
-        if self.input_seq is None and self.warmup >= self.steps:
-            raise GradlabError(f"warmup must be smaller than steps = {self.steps}, got {self.warmup}")
-
-    @property
-    def random_rnn(self) -> bool:
-        """A random vanilla RNN W_hh = g · W₀ (the networks of the λ₁ scan)."""
-        return self.weights is None and self.cell == "rnn"
-
-    def estimate(self, what: str = "a Lyapunov spectrum"):
-        """Memory and time of the measurement (:class:`gradlab.experiments.budget.Estimate`), from the sizes
-        alone (a file's from its headers): per recorded step one (k × s) · J_t product, 2 k s² flops, and a
-        QR of an s × k block, 4 s k² flops; the trace and the QR's vectors."""
-        from . import budget
-
-        sp = budget.machine_speed()
-        cap = budget.CAP
-        if self.weights is not None:
-            z = budget.run_sizes(RunConfig(weights=self.weights, cell=self.cell, layers=self.layers,
-                                           input_seq=self.input_seq, layout=self.layout, batch=self.batch,
-                                           steps=self.burn + self.steps))
-            n, d, B, T = z.n, z.d, z.B, (z.T if self.input_seq is not None else self.burn + self.steps)
-        else:
-            n, d, B, T = self.hidden, 1, self.batch, self.burn + self.steps
-        n, B, T = (min(v, cap) for v in (n, B, T))
-        s = self.layers * (2 * n if self.cell == "lstm" else n)
-        k = s if self.leading is None else min(self.leading, s)
-        floats = budget.TRACE_FLOATS.get(self.cell, 16) * n * self.layers + d
-        calls = budget.STEP_CALLS.get(self.cell, 22) * self.layers
-        mem = {f"the trace, B × T × {budget.TRACE_FLOATS.get(self.cell, 16)}n floats (B = {B}, T = {T}, n = {n})":
-               8 * B * (T + 1) * floats,
-               f"the weights and the QR's k × s vectors (k = {k}, s = {s})": 8 * (4 * n * n + 4 * B * k * s)}
-        sec = {f"the forward pass (T = {T}, n = {n})": T * calls * sp.call + budget._f(2 * B * T * n * (n + d)) / sp.flops,
-               f"{T - self.burn} products (k × s) · J_t and QRs (k = {k}, s = {s})":
-                   (T - self.burn) * (40 * sp.call + budget._f(B * (2 * k * s * s + 4 * s * k * k)) / sp.flops),
-               "the command's fixed cost": budget.COMMAND_SECONDS}
-        return budget.Estimate(what, f"s = {s}, k = {k}, steps + burn = {T}, B = {B}", mem, sec)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "SpectrumConfig":
-        """Build from a sweep point; unknown keys, and keys a file sets (``hidden`` and ``g`` beside
-        ``weights``, ``steps`` and ``batch`` beside ``input_seq``), are an error."""
-        for source, names in SPECTRUM_SET_BY_FILE.items():
-            given = [name for name in names if name in values]
-            if values.get(source) is not None and given:
-                what = "weights file" if source == "weights" else "input file"
-                raise GradlabError(f"{given[0]} = {values[given[0]]!r} is not used: the {what} {values[source]!r} "
-                                   f"sets {' and '.join(names)}; leave {given[0]} out")
-        return config_from_dict(cls, values, "lyapunov_spectrum")
-
-
-def _spectrum_network(config: SpectrumConfig):
-    """(cell, params, x (B, burn + T, d), s_0 or None) of a weights file's or a random gated network."""
-    c = config
-    if c.weights is not None:
-        run = RunConfig(cell=c.cell, activation=c.activation, layers=c.layers, weights=c.weights, seed=c.seed,
-                        input_seq=c.input_seq, layout=c.layout, batch=c.batch,
-                        steps=c.burn + c.steps if c.input_seq is None else 1)
-    else:
-        run = RunConfig(cell=c.cell, activation=c.activation, layers=c.layers, hidden=c.hidden, inputs=1,
-                        init="gaussian", radius=c.g, seed=c.seed, steps=1, batch=1)
-    model = build_model(run)   # reads and checks the files (its errors name them)
-    cell, params = model.cell, model.params
-    if c.drive == "autonomous":
-        x = np.zeros((c.batch, c.burn + c.steps, params.d))
-    else:
-        x = model.x
-    if c.drive == "file" and x.shape[1] <= c.burn + c.warmup:
-        raise GradlabError(f"input file {c.input_seq!r} has T = {x.shape[1]} steps: burn ({c.burn}) and warmup "
-                           f"({c.warmup}) must leave at least one counted step")
-    s0 = None
-    if c.weights is None:   # a random gated network: s_0 ~ N(0, 1) from a stream of its own (the 4th of the seed)
-        s = cell.forward(params, x[:1, :1]).state_size
-        s0 = np.random.default_rng(np.random.SeedSequence(c.seed).spawn(4)[3]).standard_normal((c.batch, s))
-    return cell, params, x, s0
-
-
-def spectrum_state_size(config: SpectrumConfig) -> int:
-    """The state size s of the network of ``config`` (its files read), and k checked against it."""
-    if config.random_rnn:
-        s = config.hidden
-    else:
-        cell, params, x, s0 = _spectrum_network(config)
-        s = cell.forward(params, x[:, :1], None if s0 is None else s0).state_size
-    if config.leading is not None and config.leading > s:
-        raise GradlabError(f"leading (k, the number of exponents) must be at most the state size {s}, "
-                           f"got {config.leading}")
-    return s
-
-
-def spectrum_trace(config: SpectrumConfig):
-    """The recorded trace (``steps`` steps after ``burn``) of the network of ``config`` (module docstring)."""
-    c = config
-    if c.random_rnn:
-        rng = np.random.default_rng(c.seed)   # W_hh = g · W₀, W₀ and h_0 from the seed alone: as measure_exponent
-        return autonomous_trace(c.hidden, c.g, c.activation, c.steps, c.burn, rng, c.batch)
-    cell, params, x, s0 = _spectrum_network(c)
-    with np.errstate(over="ignore", invalid="ignore"):
-        if c.burn:
-            s0 = cell.forward(params, x[:, :c.burn], s0).states()[:, -1]
-        trace = cell.forward(params, x[:, c.burn:], s0)
-    if not np.all(np.isfinite(trace.states())):
-        raise GradlabError("the trajectory overflows float64 (non-finite states): use fewer steps, a smaller "
-                           "gain or input, or tanh/sigmoid")
-    return trace
-
-
-def measure_spectrum(config: SpectrumConfig) -> LyapunovSpectrum:
-    """The leading k = ``leading`` (default: all) Lyapunov exponents of the trajectory of ``config``, nats/step.
-
-    Examples
-    --------
-    >>> sp = measure_spectrum(SpectrumConfig(g=2.0, hidden=32, steps=300, warmup=50, burn=50))
-    >>> sp.exponents.shape, bool(sp.largest[0] > 0), bool(0 < sp.kaplan_yorke[0] < 32)
-    ((1, 32), True, True)
-    """
-    spectrum_state_size(config)
-    return lyapunov_spectrum(spectrum_trace(config), config.leading, config.warmup, config.window)
-
-
 def spectrum_tables(spectrum: LyapunovSpectrum, local_leading: int) -> dict[str, pd.DataFrame]:
     """``lyapunov_spectrum``, ``lyapunov_summary`` and (when any) ``lyapunov_local`` of one measurement.
 
@@ -489,13 +264,6 @@ def spectrum_summary(spectrum: LyapunovSpectrum) -> dict:
     return {"state_size": spectrum.state_size, "n_exponents": spectrum.k,
             "largest": float(np.mean(spectrum.largest)), "mean_exponent": float(np.mean(spectrum.mean_exponent)),
             "kaplan_yorke": float(np.mean(spectrum.kaplan_yorke)), "ks_entropy": float(np.mean(spectrum.ks_entropy))}
-
-
-def spectrum_theory(points: list[dict]) -> dict[str, pd.DataFrame]:
-    """``transitions`` (mean-field g_c) of the activations of a scan's random vanilla RNNs; none without them."""
-    configs = [SpectrumConfig.from_dict(p) for p in points]
-    activations = list(dict.fromkeys(c.activation for c in configs if c.random_rnn))
-    return {"transitions": transitions(activations)} if activations else {}
 
 
 def toml_value(value) -> str:
@@ -535,7 +303,7 @@ def spectrum_spec_text(gains: dict | None, seeds: int, fixed: dict) -> str:
     seeds : int
         Seeds 0 … seeds − 1 (networks, or a weights file's Gaussian inputs).
     fixed : dict
-        The other :class:`SpectrumConfig` fields (None values left out).
+        The other :class:`~gradlab.experiments.kinds.SpectrumConfig` fields (None values left out).
     """
     check_positive_int(seeds, "seeds")
     seed = {"seed": list(range(seeds))}
@@ -559,7 +327,8 @@ def spectrum_report(runs: pd.DataFrame) -> list[str]:
         name = " ".join(words.get(col, str)(v) for col, v in zip(by, key)) or "network"
         n = int(group["state_size"].iloc[0])
         m = group[["largest", "kaplan_yorke", "ks_entropy", "mean_exponent"]].mean()
-        lines.append(f"{name}: λ₁ = {m['largest']:.4g}, D_KY = {m['kaplan_yorke']:.4g} (D_KY/s = {m['kaplan_yorke'] / n:.3g}), "
+        lines.append(f"{name}: λ₁ = {m['largest']:.4g}, D_KY = {m['kaplan_yorke']:.4g} "
+                     f"(D_KY/s = {m['kaplan_yorke'] / n:.3g}), "
                      f"h_KS = {m['ks_entropy']:.4g} nats/step, mean exponent {m['mean_exponent']:.4g} "
                      f"({len(group)} run{'s' * (len(group) != 1)}, s = {n}, k = {int(group['n_exponents'].iloc[0])})")
     return lines

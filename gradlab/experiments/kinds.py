@@ -16,7 +16,7 @@ kind           one run                                                tables (be
                                                                       ``transitions`` (theory)
 ``lyapunov_    the full Lyapunov spectrum (or the leading k), QR      ``lyapunov_spectrum``, ``lyapunov_summary``,
 spectrum``     every step, of a random or trained network             ``lyapunov_local``; at the end ``transitions``
-               (:class:`~gradlab.experiments.chaos.SpectrumConfig`)
+               (:class:`SpectrumConfig`)
 ``fixed_       fixed and slow points of a network trained in place    ``fixed_points``, ``fixed_point_eigenvalues``,
 points``       (3-bit flip-flop) or read from a weights file          ``fixed_point_starts``, ``trajectories``
                (:class:`FixedPointConfig`)
@@ -34,14 +34,16 @@ import pandas as pd
 
 from ..analysis.fixed_points import fixed_point_analysis
 from ..analysis.gradcheck import truncation_errors
+from ..analysis.lyapunov import LyapunovSpectrum, lyapunov_spectrum
 from ..analysis.spectrum import recurrent_spectral_scale, step_bound
 from ..analysis.tables import norms_by_lag
 from ..cells import make_cell
+from ..cells.activations import ACTIVATIONS
 from ..errors import GradlabError, check_choice, check_positive_int, check_positive_number, config_from_dict
 from ..training.loop import TrainConfig, train
 from ..training.tasks import TASKS, get_task
 from . import chaos
-from .config import RunConfig
+from .config import LAYOUTS, RunConfig
 from .runner import analyse, build_model, finite_forward, input_file
 
 
@@ -77,11 +79,20 @@ class SweepKind:
     check: Callable[[object], None] = lambda config: None
     finish: Callable[[list], dict] | None = None
     key_figures: tuple[str, ...] = field(default=())
+    config: type | None = None
+
+    def parameter_names(self) -> set[str]:
+        """The parameters a run of this kind takes: its config's fields (a sweep file's keys)."""
+        if self.config is None:
+            return set()
+        named = getattr(self.config, "parameter_names", None)
+        return set(named()) if named else {f.name for f in dataclasses.fields(self.config)}
 
 
 # ---------------------------------------------------------------- run
 
-def _run_files(config: RunConfig) -> dict:
+def _run_files(config) -> dict:
+    """The files a run reads: its ``weights`` and ``input_seq`` (a RunConfig, SpectrumConfig or FixedPointConfig)."""
     return {k: v for k, v in (("weights", config.weights), ("input_seq", config.input_seq)) if v is not None}
 
 
@@ -117,6 +128,10 @@ class TruncationConfig:
     def to_dict(self) -> dict:
         return {**self.run.to_dict(), "truncate": self.truncate}
 
+    @staticmethod
+    def parameter_names() -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(RunConfig)) + ("truncate",)
+
 
 def _compute_truncation(config: TruncationConfig, quiet: bool):
     model = build_model(config.run)
@@ -150,12 +165,239 @@ def _compute_lyapunov(config: chaos.LyapunovConfig, quiet: bool):
 
 # ---------------------------------------------------------------- lyapunov_spectrum
 
-def _spectrum_files(config: chaos.SpectrumConfig) -> dict:
-    return {k: v for k, v in (("weights", config.weights), ("input_seq", config.input_seq)) if v is not None}
+SPECTRUM_DRIVES = ("autonomous", "gaussian", "file")
+# Parameters a file sets, so a sweep point may not give them beside it (they would not be used).
+SPECTRUM_SET_BY_FILE = {"weights": ("hidden", "g"), "input_seq": ("steps", "batch")}
 
 
-def _compute_spectrum(config: chaos.SpectrumConfig, quiet: bool):
-    spectrum = chaos.measure_spectrum(config)
+@dataclass(frozen=True)
+class SpectrumConfig:
+    """One Lyapunov spectrum: the network, the trajectory its Jacobians are taken along, how many exponents.
+
+    The defaults of ``gradlab lyapunov --spectrum`` (:mod:`gradlab.experiments.chaos` describes the networks).
+
+    Attributes
+    ----------
+    activation : {"tanh", "sigmoid", "relu", "linear"} or None
+        φ of a vanilla RNN; None means tanh, except with a vanilla-RNN
+        ``weights`` file, which must then record its own.
+    g : float
+        Gain of a random network: W_hh entries N(0, g²/n) (vanilla RNN), or
+        the spectral radius of every n × n recurrent gate block (LSTM, GRU).
+    seed : int
+        Seeds the random network and h_0 (or the Gaussian inputs).
+    hidden : int
+        n of a random network (a weights file sets it).
+    steps : int
+        Recorded steps T (an input file sets them: its length less ``burn``).
+    warmup : int
+        Recorded products that only align the vectors, < T.
+    burn : int
+        Unrecorded steps first (the trajectory's transient).
+    leading : int or None
+        k, the number of exponents (the leading k), 1 ≤ k ≤ state size; None: the full spectrum.
+        (Not ``k``: that is a column of gradlab's norms tables, and a parameter may not take a column's name.)
+    window : int
+        Steps per finite-time window of the local exponents (0: none).
+    local_leading : int
+        The local exponents are kept for the leading min(local_leading, k) (0: none).
+    batch : int
+        Sequences B: trajectories from their own initial states (or inputs) through one network.
+    cell : {"rnn", "lstm", "gru", …}
+        A key of :data:`gradlab.cells.CELLS`.
+    layers : int
+        Stacked layers (a random vanilla RNN has one: W_hh = g · W₀).
+    weights : str or None
+        A trained network's ``.npz`` state dict (PyTorch names).
+    drive : {"autonomous", "gaussian", "file"}
+        Inputs of a weights file's network: x_t = 0, x_t ~ N(0, I), or ``input_seq``.
+    input_seq : str or None
+        ``.npy`` inputs (``drive = "file"``), as for ``gradlab run``.
+    layout : {"btd", "tbd"}
+        Axis order of a 3-D ``input_seq``.
+    """
+
+    activation: str | None = None
+    g: float = 1.0
+    seed: int = 0
+    hidden: int = 200
+    steps: int = 1000
+    warmup: int = 100
+    burn: int = 200
+    leading: int | None = None
+    window: int = 50
+    local_leading: int = 10
+    batch: int = 1
+    cell: str = "rnn"
+    layers: int = 1
+    weights: str | None = None
+    drive: str = "autonomous"
+    input_seq: str | None = None
+    layout: str = "btd"
+
+    def __post_init__(self):
+        if self.activation is None and not (self.weights is not None and self.cell == "rnn"):
+            object.__setattr__(self, "activation", "tanh")
+        if self.activation is not None:
+            check_choice(self.activation, ACTIVATIONS, "activation")
+        check_positive_number(self.g, "g")
+        for name in ("hidden", "steps", "batch", "layers"):
+            check_positive_int(getattr(self, name), name)
+        for name in ("seed", "warmup", "burn", "window", "local_leading"):
+            check_positive_int(getattr(self, name), name, minimum=0)
+        if self.leading is not None:
+            check_positive_int(self.leading, "leading (k, the number of exponents)")
+        for name in ("weights", "input_seq"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise GradlabError(f"{name} must be a file name (a string), got {value!r}")
+        check_choice(self.drive, SPECTRUM_DRIVES, "drive")
+        check_choice(self.layout, LAYOUTS, "layout")
+        if self.drive == "file" and self.input_seq is None:
+            raise GradlabError("drive = 'file' needs the inputs: input_seq = \"x.npy\" (--input-seq)")
+        if self.input_seq is not None and self.drive != "file":
+            raise GradlabError(f"input_seq {self.input_seq!r} is only read with drive = 'file', not {self.drive!r}")
+        if self.weights is None:
+            if self.drive != "autonomous":
+                raise GradlabError(f"drive = {self.drive!r} needs a trained network (weights = \"w.npz\", --weights): "
+                                   "a random network runs autonomously (drive = 'autonomous')")
+            if self.cell == "rnn" and self.layers != 1:
+                raise GradlabError(f"a random vanilla RNN is one W_hh = g·W₀ (layers = 1), got layers = {self.layers}; "
+                                   "a stacked network's spectrum needs its weights file")
+        make_cell(self.cell, self.activation or "tanh", self.layers)   # an unknown cell, a φ it does not take
+        if self.input_seq is None and self.warmup >= self.steps:
+            raise GradlabError(f"warmup must be smaller than steps = {self.steps}, got {self.warmup}")
+
+    @property
+    def random_rnn(self) -> bool:
+        """A random vanilla RNN W_hh = g · W₀ (the networks of the λ₁ scan)."""
+        return self.weights is None and self.cell == "rnn"
+
+    def estimate(self, what: str = "a Lyapunov spectrum"):
+        """Memory and time of the measurement (:class:`gradlab.experiments.budget.Estimate`), from the sizes
+        alone (a file's from its headers): per recorded step one (k × s) · J_t product, 2 k s² flops, and a
+        QR of an s × k block, 4 s k² flops; the trace and the QR's vectors."""
+        from . import budget
+
+        sp = budget.machine_speed()
+        cap = budget.CAP
+        if self.weights is not None:
+            z = budget.run_sizes(RunConfig(weights=self.weights, cell=self.cell, layers=self.layers,
+                                           input_seq=self.input_seq, layout=self.layout, batch=self.batch,
+                                           steps=self.burn + self.steps))
+            n, d, B, T = z.n, z.d, z.B, (z.T if self.input_seq is not None else self.burn + self.steps)
+        else:
+            n, d, B, T = self.hidden, 1, self.batch, self.burn + self.steps
+        n, B, T = (min(v, cap) for v in (n, B, T))
+        s = self.layers * (2 * n if self.cell == "lstm" else n)
+        k = s if self.leading is None else min(self.leading, s)
+        floats = budget.TRACE_FLOATS.get(self.cell, 16) * n * self.layers + d
+        calls = budget.STEP_CALLS.get(self.cell, 22) * self.layers
+        mem = {f"the trace, B × T × {budget.TRACE_FLOATS.get(self.cell, 16)}n floats (B = {B}, T = {T}, n = {n})":
+               8 * B * (T + 1) * floats,
+               f"the weights and the QR's k × s vectors (k = {k}, s = {s})": 8 * (4 * n * n + 4 * B * k * s)}
+        sec = {f"the forward pass (T = {T}, n = {n})": T * calls * sp.call + budget._f(2 * B * T * n * (n + d)) / sp.flops,
+               f"{T - self.burn} products (k × s) · J_t and QRs (k = {k}, s = {s})":
+                   (T - self.burn) * (40 * sp.call + budget._f(B * (2 * k * s * s + 4 * s * k * k)) / sp.flops),
+               "the command's fixed cost": budget.COMMAND_SECONDS}
+        return budget.Estimate(what, f"s = {s}, k = {k}, steps + burn = {T}, B = {B}", mem, sec)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "SpectrumConfig":
+        """Build from a sweep point; unknown keys, and keys a file sets (``hidden`` and ``g`` beside
+        ``weights``, ``steps`` and ``batch`` beside ``input_seq``), are an error."""
+        for source, names in SPECTRUM_SET_BY_FILE.items():
+            given = [name for name in names if name in values]
+            if values.get(source) is not None and given:
+                what = "weights file" if source == "weights" else "input file"
+                raise GradlabError(f"{given[0]} = {values[given[0]]!r} is not used: the {what} {values[source]!r} "
+                                   f"sets {' and '.join(names)}; leave {given[0]} out")
+        return config_from_dict(cls, values, "lyapunov_spectrum")
+
+
+def _spectrum_network(config: SpectrumConfig):
+    """(cell, params, x (B, burn + T, d), s_0 or None) of a weights file's or a random gated network."""
+    c = config
+    if c.weights is not None:
+        run = RunConfig(cell=c.cell, activation=c.activation, layers=c.layers, weights=c.weights, seed=c.seed,
+                        input_seq=c.input_seq, layout=c.layout, batch=c.batch,
+                        steps=c.burn + c.steps if c.input_seq is None else 1)
+    else:
+        run = RunConfig(cell=c.cell, activation=c.activation, layers=c.layers, hidden=c.hidden, inputs=1,
+                        init="gaussian", radius=c.g, seed=c.seed, steps=1, batch=1)
+    model = build_model(run)   # reads and checks the files (its errors name them)
+    cell, params = model.cell, model.params
+    if c.drive == "autonomous":
+        x = np.zeros((c.batch, c.burn + c.steps, params.d))
+    else:
+        x = model.x
+    if c.drive == "file" and x.shape[1] <= c.burn + c.warmup:
+        raise GradlabError(f"input file {c.input_seq!r} has T = {x.shape[1]} steps: burn ({c.burn}) and warmup "
+                           f"({c.warmup}) must leave at least one counted step")
+    s0 = None
+    if c.weights is None:   # a random gated network: s_0 ~ N(0, 1) from a stream of its own (the 4th of the seed)
+        s = cell.forward(params, x[:1, :1]).state_size
+        s0 = np.random.default_rng(np.random.SeedSequence(c.seed).spawn(4)[3]).standard_normal((c.batch, s))
+    return cell, params, x, s0
+
+
+def spectrum_state_size(config: SpectrumConfig) -> int:
+    """The state size s of the network of ``config`` (its files read), and k checked against it."""
+    if config.random_rnn:
+        s = config.hidden
+    else:
+        cell, params, x, s0 = _spectrum_network(config)
+        s = cell.forward(params, x[:, :1], None if s0 is None else s0).state_size
+    if config.leading is not None and config.leading > s:
+        raise GradlabError(f"leading (k, the number of exponents) must be at most the state size {s}, "
+                           f"got {config.leading}")
+    return s
+
+
+def spectrum_trace(config: SpectrumConfig):
+    """The recorded trace (``steps`` steps after ``burn``) of the network of ``config``.
+
+    The networks and drives are described in :mod:`gradlab.experiments.chaos`.
+    """
+    c = config
+    if c.random_rnn:
+        rng = np.random.default_rng(c.seed)   # W_hh = g · W₀, W₀ and h_0 from the seed alone: as measure_exponent
+        return chaos.autonomous_trace(c.hidden, c.g, c.activation, c.steps, c.burn, rng, c.batch)
+    cell, params, x, s0 = _spectrum_network(c)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if c.burn:
+            s0 = cell.forward(params, x[:, :c.burn], s0).states()[:, -1]
+        trace = cell.forward(params, x[:, c.burn:], s0)
+    if not np.all(np.isfinite(trace.states())):
+        raise GradlabError("the trajectory overflows float64 (non-finite states): use fewer steps, a smaller "
+                           "gain or input, or tanh/sigmoid")
+    return trace
+
+
+def measure_spectrum(config: SpectrumConfig) -> LyapunovSpectrum:
+    """The leading k = ``leading`` (default: all) Lyapunov exponents of the trajectory of ``config``, nats/step.
+
+    Examples
+    --------
+    >>> sp = measure_spectrum(SpectrumConfig(g=2.0, hidden=32, steps=300, warmup=50, burn=50))
+    >>> sp.exponents.shape, bool(sp.largest[0] > 0), bool(0 < sp.kaplan_yorke[0] < 32)
+    ((1, 32), True, True)
+    """
+    return lyapunov_spectrum(spectrum_trace(config), config.leading, config.warmup, config.window)
+
+
+def spectrum_theory(points: list[dict]) -> dict[str, pd.DataFrame]:
+    """``transitions`` (mean-field g_c) of the activations of a scan's random vanilla RNNs; none without them."""
+    configs = [SpectrumConfig.from_dict(p) for p in points]
+    activations = list(dict.fromkeys(c.activation for c in configs if c.random_rnn))
+    return {"transitions": chaos.transitions(activations)} if activations else {}
+
+
+def _compute_spectrum(config: SpectrumConfig, quiet: bool):
+    spectrum = measure_spectrum(config)
     return chaos.spectrum_summary(spectrum), chaos.spectrum_tables(spectrum, config.local_leading)
 
 
@@ -306,10 +548,6 @@ class FixedPointConfig:
         return values
 
 
-def _fixed_point_files(config: FixedPointConfig) -> dict:
-    return {k: v for k, v in (("weights", config.weights), ("input_seq", config.input_seq)) if v is not None}
-
-
 def _weights_network(config: FixedPointConfig):
     """The cell and parameters of a fixed-point run's weights file (its errors name the file)."""
     model = build_model(RunConfig(weights=config.weights, cell=config.cell, activation=config.activation,
@@ -372,19 +610,20 @@ def _compute_fixed_points(config: FixedPointConfig, quiet: bool):
 
 KINDS: dict[str, SweepKind] = {
     "run": SweepKind("run", RunConfig.from_dict, _compute_run, _run_files, _check_run,
-                     key_figures=("growth_rate", "bound_rate", "asymptotic_rate")),
+                     key_figures=("growth_rate", "bound_rate", "asymptotic_rate"), config=RunConfig),
     "train": SweepKind("train", TrainConfig.from_dict, _compute_train,
-                       key_figures=("final_metric", "final_loss", "n_clipped", "n_skipped")),
+                       key_figures=("final_metric", "final_loss", "n_clipped", "n_skipped"), config=TrainConfig),
     "truncation": SweepKind("truncation", TruncationConfig.from_dict, _compute_truncation,
                             lambda config: _run_files(config.run), lambda config: _check_run(config.run),
-                            key_figures=("rel_error",)),
+                            key_figures=("rel_error",), config=TruncationConfig),
     "lyapunov": SweepKind("lyapunov", _lyapunov_config, _compute_lyapunov, finish=chaos.theory_tables,
-                          key_figures=("lyapunov",)),
-    "lyapunov_spectrum": SweepKind("lyapunov_spectrum", chaos.SpectrumConfig.from_dict, _compute_spectrum,
-                                   _spectrum_files, chaos.spectrum_state_size, finish=chaos.spectrum_theory,
-                                   key_figures=("largest", "kaplan_yorke", "ks_entropy")),
-    "fixed_points": SweepKind("fixed_points", FixedPointConfig.from_dict, _compute_fixed_points, _fixed_point_files,
-                              _check_fixed_points, key_figures=("n_stable", "n_saddle", "n_slow", "final_metric")),
+                          key_figures=("lyapunov",), config=chaos.LyapunovConfig),
+    "lyapunov_spectrum": SweepKind("lyapunov_spectrum", SpectrumConfig.from_dict, _compute_spectrum,
+                                   _run_files, spectrum_state_size, finish=spectrum_theory,
+                                   key_figures=("largest", "kaplan_yorke", "ks_entropy"), config=SpectrumConfig),
+    "fixed_points": SweepKind("fixed_points", FixedPointConfig.from_dict, _compute_fixed_points, _run_files,
+                              _check_fixed_points, key_figures=("n_stable", "n_saddle", "n_slow", "final_metric"),
+                              config=FixedPointConfig),
 }
 
 
@@ -411,6 +650,7 @@ def fixed_point_report(row) -> list[str]:
                      f"{row['final_metric']:.4g} (chance {row['chance_metric']:.4g}), {solved}")
     starts = {s: int(row[f"starts_{s}"]) for s in ("fixed", "slow", "not_converged", "non_finite")}
     lines.append(f"{int(row['n_points'])} points under x = 0 ({int(row['n_fixed'])} fixed, {int(row['n_slow'])} slow): "
-                 f"{int(row['n_stable'])} stable, {_count(row['n_saddle'], 'saddle')}, {_count(row['n_repellers'], 'repeller')}; "
-                 f"{sum(starts.values())} starts: " + ", ".join(f"{v} {STATUS_WORDS.get(k, k)}" for k, v in starts.items()))
+                 f"{int(row['n_stable'])} stable, {_count(row['n_saddle'], 'saddle')}, "
+                 f"{_count(row['n_repellers'], 'repeller')}; {sum(starts.values())} starts: "
+                 + ", ".join(f"{v} {STATUS_WORDS.get(k, k)}" for k, v in starts.items()))
     return lines

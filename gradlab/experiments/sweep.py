@@ -276,18 +276,13 @@ def _output_columns() -> set:
     silently stand beside a measured value of the same name).
     """
     from ..io.schema import TABLES
-    from ..training.loop import TrainConfig
-    from .chaos import LyapunovConfig
-    from .config import RunConfig
 
-    from dataclasses import fields
-
-    parameters = {f.name for cls in (RunConfig, TrainConfig, LyapunovConfig) for f in fields(cls)}
+    parameters = set().union(*(k.parameter_names() for k in KINDS.values()))
     columns = set(PROVENANCE_COLUMNS) | {c for t in TABLES.values() for c in t.columns}
     columns |= {c for k in KINDS.values() for c in k.key_figures}
     columns |= {"rho", "sigma_max", "gamma_h", "growth_rate", "bound_rate", "asymptotic_rate", "lyapunov",
                 "loss_value", "final_rho", "final_sigma_max", "final_loss", "final_metric"}
-    return columns - parameters - {"truncate"}
+    return columns - parameters
 
 
 def _check_name(key: str, table: str) -> None:

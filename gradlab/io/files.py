@@ -38,7 +38,8 @@ PICKLE_MAGIC = b"\x80"           # pickle protocol ≥ 2: torch.save before PyTo
 HEADER_BYTES = 1 << 16           # a .npy header is read from at most this many leading bytes
 TEXT_BYTES = 1 << 12             # largest text entry (``nonlinearity``) read from a weights file
 TORCH_HINT = ("convert it with PyTorch and numpy: "
-              "np.savez('rnn.npz', **{k: v.numpy() for k, v in torch.load(PATH).items()}) for a state dict")
+              "np.savez('rnn.npz', **{k: v.numpy() for k, v in torch.load(PATH).items()}) for a state dict "
+              "(in Python, gradlab.torch.read_state_dict(PATH) reads it)")
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,6 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import GradlabError
-from .files import file_sha256
 
 try:
     import fcntl

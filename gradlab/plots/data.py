@@ -90,6 +90,8 @@ FOLDER_NAMES = {
     "sweep:train": 'a sweep folder of kind = "train" (`gradlab sweep`) or a `gradlab train` folder',
     "sweep:truncation": 'a sweep folder of kind = "truncation" (`gradlab sweep`)',
     "sweep:lyapunov": "a `gradlab lyapunov` folder",
+    "sweep:lyapunov_spectrum": "a `gradlab lyapunov --spectrum` folder (a sweep of kind = \"lyapunov_spectrum\")",
+    "sweep:fixed_points": "a `gradlab fixed-points` folder (a sweep of kind = \"fixed_points\")",
     "lyapunov": "a `gradlab lyapunov` folder",       # one written by gradlab 0.1, before it was a sweep
 }
 
@@ -189,11 +191,15 @@ def load_table(results_dir, kind: str) -> pd.DataFrame:
     # possibly half-written.
     folders = sorted(p for p in results_dir.iterdir()
                      if not p.name.startswith(".") and p.is_dir() and (p / name).is_file())
-    if not folders and (results_dir / "parts").is_dir():   # a sweep whose tables are not merged yet
+    if not folders and (results_dir / "parts").is_dir():   # a sweep whose tables are not merged yet, or never
         try:
-            n_runs = json.loads((results_dir / "manifest.json").read_text(encoding="utf-8"))["sweep"]["n_runs"]
+            sweep = json.loads((results_dir / "manifest.json").read_text(encoding="utf-8"))["sweep"]
+            n_runs, finished = sweep["n_runs"], sweep.get("finished") is True
         except (OSError, ValueError, KeyError, TypeError):
-            n_runs = "?"
+            n_runs, finished = "?", False
+        if finished:
+            raise GradlabError(f"the sweep in {str(results_dir)!r} is finished but its runs wrote no {name} "
+                               "(e.g. jacobians.csv needs jacobian_every > 0 in the sweep file)")
         n_done = sum(1 for p in (results_dir / "parts").iterdir() if not p.name.startswith("."))
         raise GradlabError(f"{str(results_dir)!r} holds an unfinished sweep ({n_done} of {n_runs} runs done, "
                            f"so no {name} yet): run the same `gradlab sweep` command again to finish it (or wait "

@@ -105,8 +105,9 @@ def plot_lyapunov_spectra(spectrum: pd.DataFrame, by: str = "g", ax=None, colors
         ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
         ax.yaxis.set_minor_locator(ticker.NullLocator())
         ax.axhline(-SYMLOG_LINEAR, color="0.85", linewidth=0.4, linestyle=(0, (1, 2)), zorder=0)
-        ax.annotate(f"log scale below −{SYMLOG_LINEAR:g}", (1.0, -SYMLOG_LINEAR), xycoords=("axes fraction", "data"),
-                    xytext=(-2, 2), textcoords="offset points", ha="right", va="bottom", fontsize=6, color="0.5")
+        # at the left, under the line: the leading exponents, which start above it, leave that corner empty
+        ax.annotate(f"log scale below −{SYMLOG_LINEAR:g}", (0.0, -SYMLOG_LINEAR), xycoords=("axes fraction", "data"),
+                    xytext=(2, -2), textcoords="offset points", ha="left", va="top", fontsize=6, color="0.5")
     ax.set_xlabel(r"$i / s$ (exponent index over state size)")
     ax.set_ylabel(r"Lyapunov exponent $\lambda_i$ (nats/step)")
     return ax

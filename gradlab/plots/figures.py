@@ -106,6 +106,10 @@ FIGURES: dict[str, FigureSpec] = {
                            "transition marked"),
     "cells": FigureSpec(lazy("dynamics", "cells_figure"), ("sweep_norms", "runs"), "cells",
                         "‖∂s_T/∂s_k‖ against lag: vanilla RNN vs LSTM vs GRU at matched n, Lyapunov rate dotted"),
+    "monitor": FigureSpec(lazy("monitor", "monitor_figure"), ("training", "jacobians"), "clipping",
+                          "one training run from inside: loss and gradient norm, ρ of each recurrent block, "
+                          "‖∂s_T/∂s_k‖ on the probe at each checkpoint, λ₁ (gradlab.torch.Monitor or gradlab train "
+                          "--jacobian-every; a sweep's first run)"),
     "lyapunov-spectrum": FigureSpec(lazy("dynamical", "lyapunov_spectrum_figure"),
                                     ("lyapunov_spectrum", "lyapunov_summary"), "lyapunov_spectrum",
                                     "full Lyapunov spectra λ_i against i/s per gain g; Kaplan–Yorke dimension "

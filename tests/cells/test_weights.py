@@ -186,3 +186,85 @@ def test_real_two_layer_and_bidirectional_torch_state_dicts_are_refused(torch, t
                 gl.load_weights(tmp_path / "m.npz")
             else:
                 gl.load_gated_weights(tmp_path / "m.npz", kind.lower())
+
+
+# ---------------------------------------------------------------- issues 15 and 16: what a weights file says
+
+def test_a_weights_file_names_what_it_ignores_and_reads_its_nonlinearity(tmp_path):
+    from gradlab.cells.weights import read_weights_file
+
+    p = params()
+    np.savez(tmp_path / "m.npz", nonlinearity="relu", **torch_named(p),
+             **{"embedding.weight": np.zeros((3, 2)), "bn.num_batches_tracked": np.array(7)})
+    w = read_weights_file(tmp_path / "m.npz")
+    assert w.nonlinearity == "relu" and w.has_readout
+    assert w.ignored == ("bn.num_batches_tracked", "embedding.weight")     # an int array, never read
+    assert set(w.arrays) == {"weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0", "fc.weight", "fc.bias"}
+
+
+def test_save_params_records_the_nonlinearity_and_save_weights_only_when_told(tmp_path):
+    from gradlab.cells.rnn import RNNCell
+    from gradlab.cells.weights import read_weights_file, save_params
+
+    p = params()
+    save_params(RNNCell("relu"), tmp_path / "a.npz", p)
+    assert read_weights_file(tmp_path / "a.npz").nonlinearity == "relu"
+    gl.save_weights(tmp_path / "b.npz", p)
+    assert read_weights_file(tmp_path / "b.npz").nonlinearity is None       # not tanh by default
+    gl.save_weights(tmp_path / "c.npz", p, activation="sigmoid")
+    assert read_weights_file(tmp_path / "c.npz").nonlinearity == "sigmoid"
+
+
+def test_a_bias_longer_than_any_matrix_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    """A zip bomb in bias_ih_l0 (10⁸ zeros): refused from the header, never inflated."""
+    import gradlab.cells.weights as weights
+
+    np.savez(tmp_path / "w.npz", **torch_named(params(), bias_ih_l0=np.zeros(1000)))
+    monkeypatch.setattr(weights, "read_npz_arrays", lambda *a, **k: pytest.fail("read"))
+    with pytest.raises(gl.GradlabError, match=r"bias_ih_l0 in '.*w\.npz' has shape \(1000,\), expected at most \(4,\)"):
+        weights.read_weights_file(tmp_path / "w.npz")
+
+
+@pytest.mark.parametrize("key, scale, message", [
+    ("weight_hh_l0", 1e-310, r"weight_hh_l0 has entries of at most \|w\| = .*e-31\d, a subnormal scale below 1e-300"),
+    ("weight_hh_l0", 1e305, r"weight_hh_l0 holds entries up to \|w\| = .*e\+30\d, beyond 1e\+300"),
+    ("weight_ih_l0", 1e306, r"weight_ih_l0 holds entries up to"),
+])
+def test_weights_of_subnormal_or_overflowing_scale_are_refused(tmp_path, key, scale, message):
+    """LAPACK's eigenvalue solver does not converge on a matrix of subnormal numbers (LinAlgError)."""
+    p = params()
+    np.savez(tmp_path / "w.npz", **torch_named(p, **{key: (p.W_hh if key == "weight_hh_l0" else p.W_xh) * scale}))
+    with pytest.raises(gl.GradlabError, match=message):
+        gl.load_weights(tmp_path / "w.npz")
+
+
+def test_a_few_subnormal_entries_among_normal_ones_are_fine(tmp_path):
+    p = params()
+    W = p.W_hh.copy()
+    W[0, 0] = 1e-310
+    np.savez(tmp_path / "w.npz", **torch_named(p, weight_hh_l0=W))
+    assert gl.load_weights(tmp_path / "w.npz").W_hh[0, 0] == 1e-310
+
+
+@pytest.mark.parametrize("rows, found, cell", [(16, "lstm", "rnn"), (12, "gru", "rnn"), (4, "rnn", "lstm"),
+                                               (16, "lstm", "gru")])
+def test_a_file_of_another_cell_says_which_cell_reads_it(tmp_path, rows, found, cell):
+    """It said `weight_hh_l0 … must be square (n, n), got (16, 4)`; 4n × n is an nn.LSTM's."""
+    from gradlab.cells import make_cell
+    from gradlab.cells.weights import load_params
+
+    np.savez(tmp_path / "w.npz", weight_ih_l0=np.zeros((rows, 3)), weight_hh_l0=0.1 * np.ones((rows, 4)))
+    with pytest.raises(gl.GradlabError, match=rf"holds an nn\.{found.upper()} state dict \(weight_hh_l0 is .* = "
+                                              rf"{rows} × 4\), not an nn\.{cell.upper()}'s: analyse it with "
+                                              rf"--cell {found}"):
+        load_params(make_cell(cell), tmp_path / "w.npz")
+
+
+@pytest.mark.parametrize("value", [1e-320, 1e301, 0.0, float("inf")])
+def test_check_scale_refuses_scales_outside_the_normal_range(value):
+    from gradlab.cells.weights import check_scale
+
+    with pytest.raises(gl.GradlabError, match="radius must"):
+        check_scale(value, "radius")
+    check_scale(1e-300, "radius")
+    check_scale(1e300, "radius")

@@ -12,16 +12,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dynamics_results import FIXED_POINT_SWEEP, SPECTRUM_SWEEP, budget_asks_the_config, rnn_weights, sweep  # noqa: F401
+from dynamics_results import FIXED_POINT_SWEEP, SPECTRUM_SWEEP, rnn_weights, sweep
 from gradlab import GradlabError
-from gradlab.experiments import chaos
+from gradlab.experiments import chaos, kinds
 from gradlab.experiments.kinds import KINDS, FixedPointConfig
 from gradlab.experiments.sweep import parse_spec, plan, run_tables
 from gradlab.io.schema import TABLES, read_table
 
 
 def spectrum(**params):
-    return chaos.measure_spectrum(chaos.SpectrumConfig.from_dict(params))
+    return kinds.measure_spectrum(kinds.SpectrumConfig.from_dict(params))
 
 
 # ---------------------------------------------------------------- lyapunov_spectrum: numbers
@@ -119,11 +119,12 @@ def test_sweep_run_is_the_library_measurement_and_parallel_gives_the_same_rows(t
     spec = parse_spec(SPECTRUM_SWEEP, "t")
     run = plan(spec)[3]
     tables = run_tables("lyapunov_spectrum", run)
-    direct = chaos.measure_spectrum(chaos.SpectrumConfig.from_dict(run.params))
+    direct = kinds.measure_spectrum(kinds.SpectrumConfig.from_dict(run.params))
     assert tables["lyapunov_spectrum"]["exponent"].to_numpy() == pytest.approx(direct.exponents.ravel(), abs=0)
     one, two = sweep(SPECTRUM_SWEEP, tmp_path / "a"), sweep(SPECTRUM_SWEEP, tmp_path / "b", jobs=2)
     assert one.n_runs == two.n_runs == 4
-    assert (tmp_path / "a" / "lyapunov_spectrum.csv").read_bytes() == (tmp_path / "b" / "lyapunov_spectrum.csv").read_bytes()
+    a, b = (tmp_path / name / "lyapunov_spectrum.csv" for name in ("a", "b"))
+    assert a.read_bytes() == b.read_bytes()
 
 
 def test_window_or_local_leading_zero_writes_no_local_table(tmp_path):
@@ -157,30 +158,30 @@ def test_bad_points_are_one_line_errors_before_anything_runs(tmp_path, change, m
 def test_file_errors_name_the_file_and_what_it_sets(tmp_path):
     path = rnn_weights(tmp_path / "w.npz", 0.5 * np.eye(4))
     with pytest.raises(GradlabError, match=r"hidden = 8 is not used: the weights file .* sets hidden and g"):
-        chaos.SpectrumConfig.from_dict({"weights": str(path), "hidden": 8})
+        kinds.SpectrumConfig.from_dict({"weights": str(path), "hidden": 8})
     np.save(tmp_path / "x.npy", np.zeros((20, 3)))
     with pytest.raises(GradlabError, match="steps = 5 is not used: the input file"):
-        chaos.SpectrumConfig.from_dict({"weights": str(path), "drive": "file", "input_seq": str(tmp_path / "x.npy"),
+        kinds.SpectrumConfig.from_dict({"weights": str(path), "drive": "file", "input_seq": str(tmp_path / "x.npy"),
                                         "steps": 5})
     with pytest.raises(GradlabError, match="input_seq .* is only read with drive = 'file'"):
-        chaos.SpectrumConfig.from_dict({"weights": str(path), "input_seq": str(tmp_path / "x.npy")})
-    config = chaos.SpectrumConfig.from_dict({"weights": str(path), "drive": "file", "input_seq": str(tmp_path / "x.npy"),
+        kinds.SpectrumConfig.from_dict({"weights": str(path), "input_seq": str(tmp_path / "x.npy")})
+    config = kinds.SpectrumConfig.from_dict({"weights": str(path), "drive": "file", "input_seq": str(tmp_path / "x.npy"),
                                              "burn": 15, "warmup": 5})
     with pytest.raises(GradlabError, match=r"input file .*x.npy' has T = 20 steps: burn \(15\) and warmup \(5\)"):
         KINDS["lyapunov_spectrum"].check(config)
     with pytest.raises(GradlabError, match="weights file .*nope.npz"):
-        KINDS["lyapunov_spectrum"].check(chaos.SpectrumConfig(weights=str(tmp_path / "nope.npz"), activation="tanh"))
+        KINDS["lyapunov_spectrum"].check(kinds.SpectrumConfig(weights=str(tmp_path / "nope.npz"), activation="tanh"))
     W = 3.0 * np.linalg.qr(np.random.default_rng(0).standard_normal((4, 4)))[0]
     boom = rnn_weights(tmp_path / "boom.npz", W, np.ones((4, 3)), nonlinearity="linear")
     with pytest.raises(GradlabError, match="the trajectory overflows float64"):
-        chaos.measure_spectrum(chaos.SpectrumConfig(weights=str(boom), drive="gaussian", steps=900, burn=0))
+        kinds.measure_spectrum(kinds.SpectrumConfig(weights=str(boom), drive="gaussian", steps=900, burn=0))
 
 
 def test_estimate_grows_as_the_cost_model_says():
     """O(T s³) for the full spectrum, O(T k s²) for k ≪ s: 4× the state size is ~ 64× the time."""
-    small = chaos.SpectrumConfig(hidden=128, steps=1000).estimate()
-    big = chaos.SpectrumConfig(hidden=512, steps=1000).estimate()
-    few = chaos.SpectrumConfig(hidden=512, steps=1000, leading=8).estimate()
+    small = kinds.SpectrumConfig(hidden=128, steps=1000).estimate()
+    big = kinds.SpectrumConfig(hidden=512, steps=1000).estimate()
+    few = kinds.SpectrumConfig(hidden=512, steps=1000, leading=8).estimate()
     part = next(k for k in big.seconds if "QRs" in k)
     assert 30 < big.seconds[part] / small.seconds[next(k for k in small.seconds if "QRs" in k)] < 70
     assert few.total_seconds < big.total_seconds / 20
@@ -218,7 +219,8 @@ def test_a_weights_file_with_known_points_gives_them_all(tmp_path):
     W_xh = np.array([[1.5, 0.0, 0.3], [0.0, 1.5, -0.3]])
     path = rnn_weights(tmp_path / "w.npz", np.diag([2.0, 3.0]), W_xh)
     out = tmp_path / "f"
-    text = f'kind = "fixed_points"\n[fixed]\nweights = "{path}"\nstarts = 200\nnoise = 0.4\nrecord = "gaussian"\nrecord_batch = 8\n'
+    text = (f'kind = "fixed_points"\n[fixed]\nweights = "{path}"\nstarts = 200\nnoise = 0.4\nrecord = "gaussian"\n'
+            "record_batch = 8\n")
     sweep(text, out)
     points, runs = pd.read_csv(out / "fixed_points.csv"), pd.read_csv(out / "runs.csv")
     assert points["stability"].value_counts().to_dict() == {"stable": 4, "saddle": 4, "unstable": 1}
@@ -287,5 +289,5 @@ def test_config_round_trips_through_its_dict():
     assert config.train.hidden == 8 and config.train.lr == 0.01 and config.train.task == "flip_flop"
     again = FixedPointConfig.from_dict({k: v for k, v in config.to_dict().items() if v is not None})
     assert again == config
-    sp = chaos.SpectrumConfig.from_dict({"g": 2.0, "leading": 3})
-    assert chaos.SpectrumConfig.from_dict({k: v for k, v in sp.to_dict().items() if v is not None}) == sp
+    sp = kinds.SpectrumConfig.from_dict({"g": 2.0, "leading": 3})
+    assert kinds.SpectrumConfig.from_dict({k: v for k, v in sp.to_dict().items() if v is not None}) == sp

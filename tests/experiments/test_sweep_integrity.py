@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 
 import gradlab.experiments.sweep as sweep_module
-from gradlab import GradlabError, run_sweep
+from gradlab import run_sweep
 from gradlab.cli import main
 from gradlab.io.files import file_sha256
 

@@ -9,8 +9,7 @@ import pandas as pd
 import pytest
 from matplotlib.colors import to_rgba
 
-from dynamics_results import (FIXED_POINT_SWEEP, SPECTRUM_SWEEP, budget_asks_the_config, budget_hook,  # noqa: F401
-                              rnn_weights, sweep)
+from dynamics_results import FIXED_POINT_SWEEP, SPECTRUM_SWEEP, rnn_weights, sweep
 from gradlab import GradlabError
 from gradlab.plots import FIGURES, draw_figure, figure_style
 from gradlab.plots import dynamical as dyn
@@ -19,9 +18,8 @@ from gradlab.plots import dynamical as dyn
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     root = tmp_path_factory.mktemp("dyn")
-    with budget_hook():
-        sweep(SPECTRUM_SWEEP, root / "spectrum")
-        sweep(FIXED_POINT_SWEEP, root / "fixed")
+    sweep(SPECTRUM_SWEEP, root / "spectrum")
+    sweep(FIXED_POINT_SWEEP, root / "fixed")
     return root
 
 
