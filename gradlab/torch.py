@@ -41,6 +41,7 @@ from .analysis.tables import norms_by_lag, norms_table
 from .cells import make_cell
 from .errors import GradlabError, check_positive_int
 from .experiments.runner import Network
+from .io.files import read_torch_state_dict
 from .io.results import CSV_FLOAT_FORMAT, check_new_folder, code_fingerprint, manifest, write_json
 
 INSTALL = 'pip install "gradlab[torch]" (or pip install torch)'
@@ -126,25 +127,8 @@ def from_torch(module, readout=None) -> Network:
 
 
 def read_state_dict(path) -> dict[str, np.ndarray]:
-    """The arrays of a ``torch.save(model.state_dict(), path)`` file, float64, read with ``weights_only=True``.
-
-    A file holding pickled code or objects (``torch.save(model)``) is refused
-    in one line: gradlab never unpickles anything but tensors.
-    """
-    torch = _torch()
-    path = Path(path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise GradlabError(f"weights file {str(path)!r} does not exist") from None
-    except Exception as e:   # torch raises UnpicklingError, RuntimeError, … for what it will not load
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise GradlabError(f"cannot read {str(path)!r} as a PyTorch state dict with weights_only=True "
-                           f"(save model.state_dict(), not the model): {first}") from None
-    if not isinstance(state, dict) or not all(hasattr(v, "detach") for v in state.values()):
-        raise GradlabError(f"{str(path)!r} holds a {type(state).__name__}, not a state dict of tensors "
-                           "(torch.save(model.state_dict(), path))")
-    return _arrays(state)
+    """The arrays of a ``torch.save(model.state_dict(), path)`` file (:func:`gradlab.io.files.read_torch_state_dict`)."""
+    return read_torch_state_dict(path)
 
 
 # ---------------------------------------------------------------- the monitor

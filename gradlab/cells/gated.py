@@ -31,7 +31,6 @@ import numpy as np
 
 from ..errors import GradlabError, check_choice
 from .init import init_recurrent
-from .weights import read_npz, read_readout
 
 GATES = {"lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n")}
 GATED_PARAM_NAMES = ("W_ih", "W_hh", "b_ih", "b_hh", "W_hy", "b_y")
@@ -127,29 +126,18 @@ def init_gated_params(cell: str, n: int, d: int, m: int | None = None, init: str
 
 def load_gated_weights(path, cell: str, rng: np.random.Generator | None = None,
                        m: int | None = None) -> GatedParams:
-    """Read an ``nn.LSTM`` / ``nn.GRU`` state dict saved with ``numpy.savez``.
+    """Read a one-layer ``nn.LSTM`` / ``nn.GRU`` state dict saved with ``numpy.savez`` (:func:`gradlab.load_params`).
 
     Keys ``weight_ih_l0`` (G n, d) and ``weight_hh_l0`` (G n, n) are required;
     ``bias_ih_l0``/``bias_hh_l0`` default to zero and the read-out
     ``fc.weight``/``fc.bias`` is drawn N(0, 1/n) from ``rng`` when absent, as
     for :func:`gradlab.load_weights`.
     """
+    from . import make_cell
+    from .weights import load_params
+
     check_choice(cell, GATES, "cell")
-    G = len(GATES[cell])
-    arrays = read_npz(path, required=("weight_ih_l0", "weight_hh_l0"))
-    W_hh = arrays["weight_hh_l0"]
-    if W_hh.ndim != 2 or W_hh.shape[0] != G * W_hh.shape[1]:
-        raise GradlabError(f"weight_hh_l0 in {str(path)!r} has shape {W_hh.shape}; an nn.{cell.upper()} "
-                           f"needs ({G} n, n) for its gates {', '.join(GATES[cell])}")
-    n = W_hh.shape[1]
-    W_ih = arrays["weight_ih_l0"]
-    W_hy, b_y = read_readout(arrays, n, W_ih.shape[1] if W_ih.ndim == 2 else 1, rng, m)
-    try:
-        return GatedParams(cell=cell, W_ih=W_ih, W_hh=W_hh,
-                           b_ih=arrays.get("bias_ih_l0", np.zeros(G * n)),
-                           b_hh=arrays.get("bias_hh_l0", np.zeros(G * n)), W_hy=W_hy, b_y=b_y)
-    except GradlabError as e:
-        raise GradlabError(f"weights file {str(path)!r}: {e}") from None
+    return load_params(make_cell(cell), path, rng, m)
 
 
 def save_gated_weights(path, params: GatedParams) -> None:

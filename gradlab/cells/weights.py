@@ -45,7 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import GradlabError, check_positive_number
-from ..io.files import (file_sha256, load_inputs, npz_contents, read_arrays,  # noqa: F401  (public here before 0.2)
+from ..io.files import (file_sha256, is_torch_file, load_inputs, npz_contents, read_arrays, read_torch_state_dict,  # noqa: F401  (public here before 0.2)
                         read_npz_arrays, read_npz_text)
 from .activations import ACTIVATIONS
 from .base import read_readout  # noqa: F401  (defined with the protocol, shared by every cell)
@@ -83,6 +83,11 @@ class WeightsFile:
     ignored: tuple[str, ...] = ()
 
     @property
+    def layers(self) -> int:
+        """Stacked layers (``num_layers``) the file holds."""
+        return state_dict_layers(self.arrays, self.path)
+
+    @property
     def has_readout(self) -> bool:
         return "fc.weight" in self.arrays
 
@@ -107,7 +112,7 @@ def weights_headers(path) -> tuple[dict, dict, tuple[str, ...]]:
     for key in REQUIRED:
         if headers[key].size == 0:
             raise GradlabError(f"weights file {str(path)!r}: {key} is empty (shape {headers[key].shape})")
-    check_one_layer(headers, path)
+    state_dict_layers(headers, path)
     used = [k for k in headers if _LAYER_KEY.match(k) or k in READOUT_KEYS or k == NONLINEARITY]
     rows = max(h.shape[0] for k, h in headers.items() if k in used and len(h.shape) == 2) \
         if any(len(headers[k].shape) == 2 for k in used) else 0
@@ -126,6 +131,8 @@ def read_weights_file(path, max_bytes: int | None = None) -> WeightsFile:
     ``max_bytes`` bounds the memory its arrays take (from their headers,
     before anything is inflated: a zip bomb is refused, not unpacked).
     """
+    if is_torch_file(path):                    # torch.save(model.state_dict()): read with weights_only=True
+        return torch_weights_file(path)
     headers, members, ignored = weights_headers(path)
     keys = [k for k in headers if k != NONLINEARITY]
     arrays = read_npz_arrays(path, [members[k] for k in keys], max_bytes=max_bytes)
@@ -138,6 +145,21 @@ def read_weights_file(path, max_bytes: int | None = None) -> WeightsFile:
                                f"{', '.join(ACTIVATIONS)}")
     check_weight_scales(arrays, path)
     return WeightsFile(str(path), arrays, nonlinearity, ignored)
+
+
+def torch_weights_file(path) -> WeightsFile:
+    """A :class:`WeightsFile` from a PyTorch state-dict file (no ``nonlinearity`` entry: φ must be stated)."""
+    arrays = read_torch_state_dict(path)
+    prefix = module_prefix(arrays, REQUIRED)
+    arrays = {(k[len(prefix):] if prefix and k.startswith(prefix) else k): v for k, v in arrays.items()}
+    missing = [k for k in REQUIRED if k not in arrays]
+    if missing:
+        raise GradlabError(f"weights file {str(path)!r} lacks {', '.join(missing)} "
+                           f"(has: {', '.join(sorted(arrays)) or 'nothing'})")
+    state_dict_layers(arrays, path)
+    used = {k: v for k, v in arrays.items() if _LAYER_KEY.match(k) or k in READOUT_KEYS}
+    check_weight_scales(used, path)
+    return WeightsFile(str(path), used, None, tuple(sorted(set(arrays) - set(used))))
 
 
 def check_weight_scales(arrays: dict, path) -> None:
@@ -180,23 +202,33 @@ def read_npz(path, required=REQUIRED) -> dict[str, np.ndarray]:
 _LAYER_KEY = re.compile(r"^(?:weight|bias)_(?:ih|hh|hr)_l(\d+)(_reverse)?$")
 
 
-def check_one_layer(arrays: dict, path) -> None:
-    """Refuse the state dict of a stacked (``num_layers > 1``) or bidirectional network.
+def state_dict_layers(keys, path) -> int:
+    """How many stacked layers (``num_layers``) a state dict's keys hold; one line refusing what gradlab cannot read.
 
-    PyTorch names layer L's arrays ``*_l{L}`` and the backward direction's
-    ``*_l{L}_reverse``. gradlab analyses one layer in one direction; reading
-    only the ``*_l0`` arrays of a deeper network would measure the Jacobians
-    of a different network than the one that was trained.
+    PyTorch names layer L's arrays ``*_l{L}``, the backward direction's
+    ``*_l{L}_reverse`` and an LSTM's projection ``weight_hr_l{L}``: a
+    bidirectional or projected network is refused (reading one direction of
+    it would measure a different network than the one that was trained), and
+    so is a stack with a missing layer.
     """
-    extra = sorted(k for k in arrays if (m := _LAYER_KEY.match(k)) and (m.group(1) != "0" or m.group(2)))
-    if not extra:
-        return
-    layers = 1 + max(int(_LAYER_KEY.match(k).group(1)) for k in extra)
-    kind = ", ".join(filter(None, (f"{layers}-layer" if layers > 1 else "",
-                                   "bidirectional" if any(k.endswith("_reverse") for k in extra) else "")))
-    shown = ", ".join(extra[:4]) + (", …" if len(extra) > 4 else "")
-    raise GradlabError(f"weights file {str(path)!r} holds a {kind} network ({shown}); gradlab analyses one "
-                       f"layer in one direction: save only the *_l0 arrays (and fc.*) to analyse its first layer")
+    found = {}
+    for key in keys:
+        if (m := _LAYER_KEY.match(key)):
+            found.setdefault(int(m.group(1)), []).append(key)
+    reverse = sorted(k for ks in found.values() for k in ks if k.endswith("_reverse"))
+    if reverse:
+        raise GradlabError(f"weights file {str(path)!r} holds a bidirectional network ({', '.join(reverse[:3])}"
+                           f"{', …' if len(reverse) > 3 else ''}): not supported, gradlab analyses one direction")
+    projected = sorted(k for ks in found.values() for k in ks if "_hr_" in k)
+    if projected:
+        raise GradlabError(f"weights file {str(path)!r} holds an LSTM with proj_size > 0 ({projected[0]}): "
+                           "not supported")
+    layers = 1 + max(found) if found else 1
+    missing = [l for l in range(layers) if not any(k.startswith("weight_hh_") for k in found.get(l, []))]
+    if missing:
+        raise GradlabError(f"weights file {str(path)!r} holds layers up to {layers - 1} but no weight_hh_l{missing[0]}"
+                           f": layer {missing[0]} is missing")
+    return layers
 
 
 def strip_module_prefix(arrays: dict, required) -> dict:
@@ -238,6 +270,13 @@ def params_from_file(cell, weights: WeightsFile, rng: np.random.Generator | None
     with the ``--cell`` that reads it.
     """
     check_cell_of(cell, weights.arrays["weight_hh_l0"].shape, weights.path)
+    layers, wanted = weights.layers, getattr(cell, "L", 1)
+    if layers != wanted:   # reading only some layers would measure another network than the one trained
+        extra = sorted(k for k in weights.arrays if _LAYER_KEY.match(k) and int(_LAYER_KEY.match(k).group(1)) >= wanted)
+        shown = ", ".join(extra[:3]) + (", …" if len(extra) > 3 else "")
+        raise GradlabError(f"weights file {weights.path!r} holds a {layers}-layer network"
+                           + (f" ({shown})" if shown else "") + f", not {wanted}: read it with layers = {layers} "
+                           f"(--layers {layers}; make_cell(..., layers={layers}))")
     return cell.from_state_dict(weights.arrays, weights.path, rng, m)
 
 

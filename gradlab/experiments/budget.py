@@ -251,14 +251,24 @@ class Sizes:
         return f"n = {self.n}, d = {self.d}, m = {self.m}, T = {self.T}, B = {self.B}"
 
 
+@dataclass(frozen=True)
+class _Shape:
+    """The shape of an array read already (what a header gives for an .npz member)."""
+
+    shape: tuple
+
+
 def run_sizes(config) -> Sizes:
     """n, d, m, T, B of a RunConfig, reading only the headers of its weights and input files."""
-    from ..cells.weights import weights_headers
-    from ..io.files import npy_header
+    from ..cells.weights import torch_weights_file, weights_headers
+    from ..io.files import is_torch_file, npy_header
 
     n, d, m, T, B, tokens = config.hidden, config.inputs, config.outputs, config.steps, config.batch, config.tokens
     if config.weights is not None:
-        headers = weights_headers(config.weights)[0]
+        if is_torch_file(config.weights):      # a PyTorch state dict: small, its shapes need torch.load
+            headers = {k: _Shape(v.shape) for k, v in torch_weights_file(config.weights).arrays.items()}
+        else:
+            headers = weights_headers(config.weights)[0]
         W_hh, W_ih = headers["weight_hh_l0"].shape, headers["weight_ih_l0"].shape
         n = W_hh[-1] if W_hh else 1
         d = W_ih[-1] if len(W_ih) == 2 else 1

@@ -61,8 +61,8 @@ class Model:
         parts = [f"{c.cell}{phi}" + (f" × {c.layers} layers" if c.layers > 1 else ""),
                  f"n = {c.hidden}, d = {c.inputs}, m = {c.outputs}"]
         if notes.get("readout", "").startswith("random"):
-            parts.append(f"random read-out W_hy ~ N(0, 1/n) (the weights file has no fc.weight; m = --outputs, "
-                         f"default d)")
+            parts.append("random read-out W_hy ~ N(0, 1/n) (the weights file has no fc.weight; m = --outputs, "
+                         "default d)")
         if notes.get("ignored_keys"):
             parts.append(f"ignored: {', '.join(notes['ignored_keys'])}")
         source = (f"from {c.input_seq} read as {'(T, B, d)' if c.layout == 'tbd' else '(B, T, d)'} "
@@ -101,6 +101,11 @@ def build_model(config: RunConfig) -> Model:
         if fc is not None and config.outputs is not None and fc.ndim == 2 and fc.shape[0] != config.outputs:
             raise GradlabError(f"outputs = {config.outputs} (--outputs) contradicts the read-out of weights file "
                                f"{str(config.weights)!r}, whose fc.weight has {fc.shape[0]} rows: leave it out")
+        if weights.layers != config.layers:      # the file says how many layers; --layers may only agree
+            if config.layers != 1:
+                raise GradlabError(f"layers = {config.layers} (--layers) contradicts weights file "
+                                   f"{str(config.weights)!r}, which holds {weights.layers} layers: leave it out")
+            config = dataclasses.replace(config, layers=weights.layers)
         # the arrays are checked first (φ does not change them), then where φ comes from
         params = params_from_file(make_cell(config.cell, config.activation or "tanh", config.layers), weights,
                                   w_rng, config.outputs)

@@ -290,3 +290,51 @@ def file_sha256(path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def is_torch_file(path) -> bool:
+    """Whether a file is a ``torch.save`` file: a pickle, or a zip holding ``data.pkl`` (PyTorch ≥ 1.6)."""
+    path = Path(path)
+    head = _head(path, "weights")
+    if head.startswith(PICKLE_MAGIC):
+        return True
+    if not head.startswith(ZIP_MAGIC):
+        return False
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return any(n == "data.pkl" or n.endswith("/data.pkl") for n in zf.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def read_torch_state_dict(path) -> dict[str, np.ndarray]:
+    """The arrays of a ``torch.save(model.state_dict(), path)`` file, float64, read with ``weights_only=True``.
+
+    Needs PyTorch (``pip install "gradlab[torch]"``). A file holding pickled
+    code or objects (``torch.save(model)``) is refused in one line: gradlab
+    never unpickles anything but tensors.
+    """
+    try:
+        import torch
+    except ImportError:
+        raise GradlabError(f"weights file {str(path)!r} is a PyTorch file: reading it needs PyTorch "
+                           '(pip install "gradlab[torch]"), or convert it: '
+                           + TORCH_HINT.replace("PATH", repr(str(path)))) from None
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise GradlabError(f"weights file {str(path)!r} does not exist") from None
+    except Exception as e:   # torch raises UnpicklingError, RuntimeError, … for what it will not load
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise GradlabError(f"cannot read {str(path)!r} as a PyTorch state dict with weights_only=True "
+                           f"(save model.state_dict(), not the model): {first}") from None
+    if not isinstance(state, dict) or not all(hasattr(v, "detach") for v in state.values()):
+        raise GradlabError(f"{str(path)!r} holds a {type(state).__name__}, not a state dict of tensors "
+                           "(torch.save(model.state_dict(), path))")
+    arrays = {}
+    for key, value in state.items():
+        if value.is_complex() or not value.is_floating_point():
+            raise GradlabError(f"weights file {str(path)!r}: {key} holds {value.dtype}, expected floating point")
+        arrays[key] = value.detach().cpu().double().numpy().copy()
+    return arrays

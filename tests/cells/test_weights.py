@@ -158,7 +158,8 @@ def test_a_deeper_or_bidirectional_network_is_refused_not_cut_to_its_first_layer
     """nn.RNN(num_layers=2) or (bidirectional=True) dumps *_l1 / *_reverse arrays beside the *_l0 ones.
 
     Analysing only layer 0, forwards, would measure a different network's
-    Jacobians without a word; the file is refused with one line naming the keys.
+    Jacobians without a word: a one-layer loader refuses the file with one
+    line naming the keys (a stacked cell, layers = 2, reads a 2-layer file).
     """
     arrays = {prefix + k: v for k, v in {**torch_named(params(), **{"fc.weight": None, "fc.bias": None}),
                                          **extra}.items()}
@@ -177,7 +178,7 @@ def test_a_deeper_or_bidirectional_network_is_refused_not_cut_to_its_first_layer
 
 
 @pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU"])
-def test_real_two_layer_and_bidirectional_torch_state_dicts_are_refused(torch, tmp_path, kind):
+def test_real_two_layer_and_bidirectional_torch_state_dicts_are_refused_by_one_layer_loaders(torch, tmp_path, kind):
     for kwargs, what in (({"num_layers": 2}, "2-layer"), ({"bidirectional": True}, "bidirectional")):
         module = getattr(torch.nn, kind)(3, 4, **kwargs)
         np.savez(tmp_path / "m.npz", **{k: v.detach().numpy() for k, v in module.state_dict().items()})
@@ -268,3 +269,29 @@ def test_check_scale_refuses_scales_outside_the_normal_range(value):
         check_scale(value, "radius")
     check_scale(1e-300, "radius")
     check_scale(1e300, "radius")
+
+
+@pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU"])
+def test_a_stacked_torch_state_dict_is_read_with_its_layers(torch, tmp_path, kind, capsys):
+    """gradlab run --weights of a num_layers = 3 state dict takes the file's 3 layers (and refuses --layers 2)."""
+    import json
+
+    from gradlab.cli import main
+
+    torch.manual_seed(0)
+    module = getattr(torch.nn, kind)(3, 4, num_layers=3, dtype=torch.float64)
+    arrays = {k: v.detach().numpy() for k, v in module.state_dict().items()}
+    np.savez(tmp_path / "m.npz", nonlinearity="tanh", **arrays)
+    cell = gl.make_cell(kind.lower(), layers=3)
+    p = gl.load_params(cell, tmp_path / "m.npz")
+    x = np.random.default_rng(0).standard_normal((2, 5, 3))
+    out, _ = module(torch.tensor(x.swapaxes(0, 1)))
+    np.testing.assert_allclose(cell.forward(p, x).h[:, 1:], out.detach().numpy().swapaxes(0, 1), atol=1e-13)
+    args = ["run", "--cell", kind.lower(), "--weights", str(tmp_path / "m.npz"), "--steps", "5"]
+    with pytest.raises(SystemExit) as e:
+        main(args + ["--out", str(tmp_path / "run")])
+    assert e.value.code == 0, capsys.readouterr().err
+    assert json.loads((tmp_path / "run" / "manifest.json").read_text())["config"]["layers"] == 3
+    with pytest.raises(SystemExit) as e:
+        main(args + ["--layers", "2", "--out", str(tmp_path / "run2")])
+    assert e.value.code == 2 and "holds 3 layers" in capsys.readouterr().err

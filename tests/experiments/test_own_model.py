@@ -166,11 +166,19 @@ def test_an_lstm_file_without_cell_lstm_suggests_it(tmp_path, capsys):
     assert "holds an nn.LSTM state dict (weight_hh_l0 is 4n × n = 16 × 4)" in err and "--cell lstm" in err
 
 
-def test_a_torch_save_file_says_how_to_convert_it(tmp_path, capsys, torch):
+def test_a_torch_save_file_is_read_as_a_state_dict_and_a_pickled_module_is_refused(tmp_path, capsys, torch):
+    """A torch.save(state_dict) file is read with weights_only=True (the nonlinearity still must be stated);
+    torch.save(module) pickles code, which gradlab never unpickles: one line saying what to save instead."""
     torch.save(torch.nn.RNN(3, 4).state_dict(), tmp_path / "rnn.pt")
     err = one_line_refusal(*gradlab(capsys, "run", "--weights", tmp_path / "rnn.pt", "--out", tmp_path / "o"))
-    assert "is a PyTorch file (torch.save), not a numpy .npz" in err
-    assert "np.savez('rnn.npz', **{k: v.numpy() for k, v in torch.load(" in err and "\\x" not in err
+    assert "does not record the nonlinearity" in err
+    code, out, err = gradlab(capsys, "run", "--weights", tmp_path / "rnn.pt", "--activation", "tanh",
+                             "--out", tmp_path / "o")
+    assert code == 0, err
+    torch.save(torch.nn.RNN(3, 4), tmp_path / "module.pt")
+    err = one_line_refusal(*gradlab(capsys, "run", "--weights", tmp_path / "module.pt", "--activation", "tanh",
+                                    "--out", tmp_path / "o2"))
+    assert "weights_only=True" in err and "model.state_dict()" in err and "\\x" not in err
 
 
 @pytest.mark.parametrize("fixed, message", [
