@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -154,7 +155,8 @@ class Monitor:
         Its parameters count in the gradient norm.
     spectra_every : int
         Updates between two measurements of ρ and σ_max of every n × n
-        recurrent block (1: every update, as ``gradlab train``).
+        recurrent block (1: every update, as ``gradlab train``; each costs an
+        eigen- and a singular-value decomposition per block).
     force : bool
 
     Notes
@@ -191,6 +193,9 @@ class Monitor:
         self.last_spectra = {}
         self.started = time.time()
         self.params = [p for m in (model, readout) if m is not None for p in m.parameters()]
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="gradlab-monitor")
+        self._measuring = None
+        self._write_manifest(finished=False)
         self.checkpoint()          # update 0: the curve of the weights training starts from
 
     # -- per update
@@ -236,21 +241,41 @@ class Monitor:
 
     # -- every `every` updates
     def checkpoint(self) -> None:
-        """Measure the curve on the probe, append the pending rows and rewrite the manifest."""
-        network = from_torch(self.model, self.readout)
+        """Append the pending rows, and measure the curve of the weights as they are now on the probe.
+
+        The weights are copied here; the measurement (a forward pass over the
+        probe and the Jacobian products, the costly part) runs on a second
+        thread while training goes on (numpy's BLAS releases the GIL), one at
+        a time and in order: the next checkpoint, or :meth:`close`, waits for it.
+        """
+        if self.rows:
+            self._append("training.csv", pd.DataFrame(self.rows))
+            self.rows = []
+        network = from_torch(self.model, self.readout)      # a float64 copy: training may go on
+        self._wait()
+        self._measuring = self._pool.submit(self._measure, network, self.steps)
+
+    def _measure(self, network, step: int) -> None:
         from .experiments.runner import network_model
 
         model = network_model(network, self.probe)
         trace = network.cell.forward(network.params, model.x)
-        bound = step_bound(network.cell, network.params, trace)
-        curve = norms_by_lag(norms_table(jacobian_norms(trace, "last", workers=1), bound.factor, bound.rate))
-        curve.insert(0, "step", self.steps)
+        if hasattr(network.cell, "step_matrix"):      # the a-priori bound (σ_max γ_h)^(T−k), cheap
+            bound = step_bound(network.cell, network.params, trace)
+            factor, rate = bound.factor, bound.rate
+        else:                                        # max_t ‖J_t‖ would cost an SVD per step and sequence
+            factor, rate = math.nan, math.nan
+        curve = norms_by_lag(norms_table(jacobian_norms(trace, "last", workers=1), factor, rate))
+        curve.insert(0, "step", step)
         curve["lyapunov"] = float(np.mean(largest_lyapunov(trace)))
         self._append("jacobians.csv", curve)
-        if self.rows:
-            self._append("training.csv", pd.DataFrame(self.rows))
-            self.rows = []
         self._write_manifest(finished=False)
+
+    def _wait(self) -> None:
+        """Wait for the measurement in flight; its error, if any, is raised here."""
+        if self._measuring is not None:
+            future, self._measuring = self._measuring, None
+            future.result()
 
     def _append(self, name: str, table: pd.DataFrame) -> None:
         """Append whole lines (one write call), with the header when the file is new."""
@@ -281,6 +306,8 @@ class Monitor:
         """Measure once more, write everything still pending and ``runs.csv``; the folder is then complete."""
         if self.steps % self.every or self.rows:
             self.checkpoint()
+        self._wait()
+        self._pool.shutdown()
         training = pd.read_csv(self.out / "training.csv") if (self.out / "training.csv").exists() else pd.DataFrame()
         jac = pd.read_csv(self.out / "jacobians.csv")
         summary = {"run_id": "r0000", "param_hash": "monitor", "cell": self.network.cell.name,
@@ -302,6 +329,8 @@ class Monitor:
     def __exit__(self, *exc):
         if exc[0] is None:
             self.close()
+        else:                       # the loop failed: let the measurement in flight finish, keep what was written
+            self._pool.shutdown(wait=True)
         return False
 
 

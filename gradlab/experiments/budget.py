@@ -216,10 +216,13 @@ class _Parts(dict):
 
 def estimate(config, what: str | None = None, gradcheck: bool = False, truncate: int | None = None) -> Estimate:
     """The :class:`Estimate` of one config: a RunConfig (``gradlab run``, or ``gradlab check`` with ``check``),
-    a truncation run (``.run`` and ``.truncate``), a TrainConfig or a LyapunovConfig."""
+    a truncation run (``.run`` and ``.truncate``), a TrainConfig, a LyapunovConfig, or any config with its
+    own ``estimate(what)`` method."""
     from ..training.loop import TrainConfig
     from .chaos import LyapunovConfig
 
+    if hasattr(config, "estimate"):          # a config that knows its own cost (a kind's, kinds.py)
+        return config.estimate(what) if what else config.estimate()
     if isinstance(config, TrainConfig):
         return _train_estimate(config, what or "gradlab train")
     if isinstance(config, LyapunovConfig):
