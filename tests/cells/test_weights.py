@@ -295,3 +295,11 @@ def test_a_stacked_torch_state_dict_is_read_with_its_layers(torch, tmp_path, kin
     with pytest.raises(SystemExit) as e:
         main(args + ["--layers", "2", "--out", str(tmp_path / "run2")])
     assert e.value.code == 2 and "holds 3 layers" in capsys.readouterr().err
+
+
+def test_a_stacked_file_with_a_missing_layer_is_refused(tmp_path):
+    arrays = {"weight_ih_l0": np.zeros((4, 3)), "weight_hh_l0": np.zeros((4, 4)),
+              "weight_ih_l2": np.zeros((4, 4)), "weight_hh_l2": np.zeros((4, 4))}
+    np.savez(tmp_path / "gap.npz", nonlinearity="tanh", **arrays)
+    with pytest.raises(gl.GradlabError, match=r"holds layers up to 2 but no weight_hh_l1: layer 1 is missing"):
+        gl.load_params(gl.make_cell("rnn", layers=3), tmp_path / "gap.npz")

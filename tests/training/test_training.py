@@ -1,7 +1,9 @@
 """The training loop: it learns, it clips as told, and it never applies a non-finite update."""
 import numpy as np
+import pandas as pd
 import pytest
 
+import gradlab as gl
 from gradlab import GradlabError, TrainConfig, loss_and_grads, train
 from gradlab.training.loop import optimiser_step
 from gradlab.training.optimisers import sgd
@@ -175,3 +177,107 @@ def test_stop_when_solved_ends_the_run_at_the_solving_evaluation_with_its_jacobi
     assert sorted(set(r.tables["jacobians"]["step"])) == [0, 10]
     r = train(TrainConfig(task="adding", steps=6, hidden=4, batch=4, updates=30, eval_every=10, eval_batch=8))
     assert r.summary["updates_done"] == 30       # without the flag the run goes on
+
+
+# ---------------------------------------------------------------- issue 14: every cell, optimisers, remedies
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "rmsprop"])
+def test_every_cell_trains_with_every_optimiser_and_its_gradient_is_the_bptt_one(cell, optimizer):
+    """One update of train() is θ + u with u the optimiser's step on the clipped BPTT gradient of the first batch."""
+    from gradlab.cells import make_cell
+    from gradlab.training.loop import initial_params
+    from gradlab.training.optimisers import apply_updates, get_optimiser
+
+    cfg = TrainConfig(task="adding", cell=cell, steps=6, hidden=4, batch=4, updates=1, eval_batch=4,
+                      optimizer=optimizer, lr=0.01, clipping="norm", threshold=0.5)
+    r = train(cfg)
+    c, task = make_cell(cell), gl.get_task("adding")
+    w_rng, data_rng, _ = (np.random.default_rng(s) for s in np.random.SeedSequence(0).spawn(3))
+    p = initial_params(cfg, c, task, w_rng)
+    b = task.batch(4, 6, data_rng)
+    g = gl.gradients(c, p, b.x, b.y, task.loss, task.loss_steps).grads
+    clipped = gl.clip_by_global_norm(0.5)(g)
+    opt = get_optimiser(optimizer, 0.01, cfg.momentum)
+    updates, _ = opt.update(clipped, opt.init(p.as_dict()))
+    expected = apply_updates(p.as_dict(), updates)
+    for name, value in r.params.as_dict().items():
+        np.testing.assert_array_equal(value, expected[name], err_msg=name)
+    assert r.tables["training"]["grad_norm"].iloc[0] == pytest.approx(gl.global_norm(g), rel=1e-15)
+
+
+def test_the_regulariser_enters_the_update_and_is_recorded():
+    from gradlab.training.regulariser import omega_and_grads
+
+    base = dict(task="adding", steps=8, hidden=5, batch=4, updates=1, eval_batch=4, lr=0.1)
+    plain, reg = train(TrainConfig(**base)), train(TrainConfig(**base, omega=2.0))
+    assert "omega_value" in reg.tables["training"] and "omega_value" not in plain.tables["training"]
+    from gradlab.cells import make_cell
+    from gradlab.training.loop import initial_params
+
+    task = gl.get_task("adding")
+    w_rng, data_rng, _ = (np.random.default_rng(s) for s in np.random.SeedSequence(0).spawn(3))
+    p = initial_params(TrainConfig(**base), make_cell("rnn"), task, w_rng)
+    b = task.batch(4, 8, data_rng)
+    g = gl.loss_and_grads(p, b.x, b.y, "tanh", task.loss, task.loss_steps)
+    om, og = omega_and_grads(p, g.trace, g.dL_dh)
+    assert reg.tables["training"]["omega_value"].iloc[0] == pytest.approx(om, rel=1e-12)
+    # the update differs by −η·α ∇Ω (first SGD step: v = −η g)
+    diff = reg.params.W_hh - plain.params.W_hh
+    np.testing.assert_allclose(diff, -0.1 * 2.0 * og["W_hh"], rtol=1e-9, atol=1e-15)
+
+
+def test_forget_bias_and_chrono_set_the_keep_gates_bias():
+    from gradlab.cells import make_cell
+    from gradlab.cells.gated import GATES
+    from gradlab.training.loop import initial_params
+
+    task = gl.get_task("adding")
+    for cell, keep in (("lstm", "f"), ("gru", "z")):
+        p = initial_params(TrainConfig(cell=cell, hidden=6, forget_bias=1.0), make_cell(cell), task,
+                           np.random.default_rng(0))
+        j = GATES[cell].index(keep)
+        assert np.all(p.b_ih[6 * j:6 * (j + 1)] + p.b_hh[6 * j:6 * (j + 1)] == 1.0)
+        others = [q for q in range(len(GATES[cell])) if q != j]
+        assert all(np.all(p.b_ih[6 * q:6 * (q + 1)] == 0) for q in others)
+    p = initial_params(TrainConfig(cell="lstm", hidden=400, steps=50, chrono=True), make_cell("lstm"), task,
+                       np.random.default_rng(0))
+    b_f, b_i = p.b_ih[400:800], p.b_ih[:400]
+    assert np.all(b_f >= 0) and np.all(b_f <= np.log(49)) and np.array_equal(b_i, -b_f)
+    # ln U(1, 49): its mean is E[ln u] = (49 ln 49 − 49 − (0 − 1)) / 48
+    assert b_f.mean() == pytest.approx((49 * np.log(49) - 48) / 48, abs=0.1)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"optimizer": "lbfgs"}, "unknown optimizer 'lbfgs'"),
+    ({"omega": -1.0}, r"omega .* must be a number ≥ 0, got -1.0"),
+    ({"omega": float("nan")}, r"omega .* got nan"),
+    ({"cell": "gru", "omega": 1.0}, r"implemented for the vanilla RNN, not for cell 'gru'"),
+    ({"cell": "lstm", "forget_bias": float("inf")}, r"forget_bias must be a finite number, got inf"),
+    ({"forget_bias": 1.0}, r"forget_bias applies to gated cells"),
+    ({"chrono": True}, r"chrono initialisation applies to gated cells"),
+    ({"cell": "lstm", "chrono": True, "forget_bias": 1.0}, "not both"),
+    ({"lr": float("nan")}, r"lr must be a positive number, got nan"),
+    ({"optimizer": "adam", "momentum": 0.5}, "takes no momentum"),
+    ({"cell": "lstm", "activation": "relu"}, "fixed sigmoid/tanh gates"),
+])
+def test_bad_training_options_are_one_line_errors(options, message):
+    with pytest.raises(GradlabError, match=message):
+        TrainConfig(**options)
+
+
+def test_train_on_the_command_line_takes_the_remedies_and_refuses_bad_ones(tmp_path, capsys):
+    from gradlab.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--cell", "gru", "--forget-bias", "1", "--optimizer", "rmsprop", "--steps", "6", "--hidden",
+              "4", "--updates", "3", "--eval-batch", "8", "--out", str(tmp_path / "t")])
+    assert e.value.code == 0
+    assert "gru on adding, T=6" in capsys.readouterr().out
+    runs = pd.read_csv(tmp_path / "t" / "runs.csv")
+    assert runs[["cell", "optimizer", "forget_bias", "momentum"]].iloc[0].tolist() == ["gru", "rmsprop", 1.0, 0.0]
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--cell", "gru", "--omega", "1", "--out", str(tmp_path / "bad")])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.startswith("Error: omega") and len(err.splitlines()) == 1
+    assert not (tmp_path / "bad").exists()
