@@ -19,7 +19,7 @@ from threadpoolctl import threadpool_limits
 from . import __version__
 from .cells.activations import ACTIVATIONS
 from .training.clipping import CLIPPINGS
-from .cells import CELLS
+from .cells import CELLS, cell_phrase
 from .experiments.config import RunConfig
 from .errors import GradlabError, check_positive_int, check_positive_number
 from .cells.init import INITS, SCALE_BY
@@ -85,7 +85,7 @@ def model_options(f):
                      help="Seed for weights, inputs and targets."),
         click.option("--weights", type=click.Path(dir_okay=False), default=None,
                      help="Analyse these weights instead of random ones: a PyTorch nn.RNN (nn.LSTM/nn.GRU with "
-                          "--cell) state dict saved by numpy.savez (weight_ih_l0, weight_hh_l0, ...); "
+                          "--cell) state dict saved by numpy.savez (weight_ih_l0, weight_hh_l0, ...) or torch.save (.pt); "
                           "it sets n and d, so --hidden, --inputs, --init and --radius are not used "
                           "(without fc.weight the read-out is random, m = --outputs; the summary says so)."),
         click.option("--input-seq", type=click.Path(dir_okay=False), default=None,
@@ -173,6 +173,7 @@ def run(out, force, pairs, max_memory, yes, **options):
       spectrum.csv    kind, index, real, imag, abs   (eigenvalues, singular values)
       grads.csv       seq, k, log10_grad_norm
       cell_state.csv  seq, t, k, lag, log10_norm_full, log10_norm_forget, log10_norm_exact   (--cell lstm)
+      layers.csv      seq, layer, t, k, lag, log10_norm   (--layers L > 1: each layer's own block)
       manifest.json   the config as analysed, seed, measured ρ, σ_max, growth rate, versions
                       (--weights: the file and its SHA-256; init, radius: null, not used)
 
@@ -183,7 +184,7 @@ def run(out, force, pairs, max_memory, yes, **options):
     Examples:
       gradlab run --hidden 64 --steps 200 --radius 1.5 --activation relu --out runs/relu15
       gradlab run --pairs all --steps 60 --out runs/heatmap          # every pair t > k
-      gradlab run --weights my_rnn.npz --input-seq x.npy --out runs/mine
+      gradlab run --weights my_rnn.npz --activation tanh --input-seq x.npy --out runs/mine
     """
     from .io.results import check_new_folder, claim_folder
     from .experiments import budget
@@ -275,7 +276,8 @@ def _train_default(name: str):
               default=_train_default("task"), show_default=True,
               help="adding: sum of two marked values (MSE; predicting 1 scores 1/6). temporal_order: order of "
                    "two symbols in noise (chance 75 % error). copy: recall 5 symbols after a delay. "
-                   "reber: next symbol of embedded Reber strings.")
+                   "reber: next symbol of embedded Reber strings. flip_flop: hold the sign of the last ±1 pulse "
+                   "on each of 3 channels (MSE every step; chance 1).")
 @click.option("--steps", "-T", type=int, default=_train_default("steps"), show_default=True,
               help="Sequence length T (longer = longer memory needed).")
 @click.option("--hidden", "-n", type=int, default=_train_default("hidden"), show_default=True, help="Hidden size n.")
@@ -302,7 +304,7 @@ def _train_default(name: str):
 @click.option("--batch", "-B", type=int, default=_train_default("batch"), show_default=True,
               help="Sequences per update.")
 @click.option("--updates", "-u", type=int, default=_train_default("updates"), show_default=True,
-              help="Number of SGD updates.")
+              help="Number of updates (of --optimizer).")
 @click.option("--optimizer", type=click.Choice(["sgd", "adam", "rmsprop"]), default=_train_default("optimizer"),
               show_default=True, help="sgd with momentum (Polyak 1964), adam (Kingma & Ba 2015) or rmsprop "
                                       "(Tieleman & Hinton 2012), each as torch.optim computes it.")
@@ -392,7 +394,7 @@ def sweep(spec, out, jobs, scheduler, quick, force, quiet, max_memory, yes):
 
     \b
     A sweep file (see experiments/*.toml):
-      kind = "run"                       # "run" (Jacobian analysis), "train" or "truncation"
+      kind = "run"                       # run, train, truncation, lyapunov, lyapunov_spectrum, fixed_points
       [grid]                             # lists; every combination is one run
       radius = [0.5, 1.0, 2.0]
       activation = ["tanh", "relu"]
@@ -608,8 +610,9 @@ SPECTRUM_ONLY = ("k", "window", "local_k", "cell", "layers", "weights", "drive",
               help="Run on a Dask distributed scheduler, e.g. tcp://10.0.0.5:8786.")
 @click.option("--force", is_flag=True, help="Discard the results OUT holds and start again.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@budget_options
 def lyapunov(activations, gains, hidden, steps, burn, warmup, seeds, spectrum, k, window, local_k, cell, layers,
-             weights, drive, input_seq, batch, out, jobs, scheduler, force, quiet):
+             weights, drive, input_seq, batch, out, jobs, scheduler, force, quiet, max_memory, yes):
     """Lyapunov exponents of random (or trained) networks: λ₁ against mean field over g, or the full spectrum.
 
     Each network has W_hh = g·W₀, W₀ entries N(0, 1/n) drawn from its seed
@@ -691,7 +694,7 @@ def lyapunov(activations, gains, hidden, steps, burn, warmup, seeds, spectrum, k
                                    "give --weights (a random network runs autonomously)")
             if cell != "rnn":     # fixed sigmoid/tanh gates: no φ to sweep
                 if [a for a in activations if a != "tanh"]:
-                    raise GradlabError(f"an {cell} has fixed sigmoid/tanh gates: leave --activation out")
+                    raise GradlabError(f"{cell_phrase(cell)} has fixed sigmoid/tanh gates: leave --activation out")
                 grid = {None: parse_gains(gains or DEFAULT_GAINS["tanh"])}
             else:
                 grid = {a: parse_gains(gains or DEFAULT_GAINS.get(a, DEFAULT_GAINS["tanh"]))
@@ -703,7 +706,10 @@ def lyapunov(activations, gains, hidden, steps, burn, warmup, seeds, spectrum, k
         grid = {a: parse_gains(gains or DEFAULT_GAINS.get(a, DEFAULT_GAINS["tanh"])) for a in activations}
         text = scan_spec_text(grid, seeds, hidden=hidden, steps=steps, warmup=warmup, burn=burn)
         source = "gradlab lyapunov"
-    outcome = run_sweep(parse_spec(text, source), out, jobs=jobs, scheduler=scheduler, force=force, quiet=quiet)
+    from .experiments import budget
+
+    with budget.limits(max_memory, yes, jobs):
+        outcome = run_sweep(parse_spec(text, source), out, jobs=jobs, scheduler=scheduler, force=force, quiet=quiet)
     if spectrum:
         for line in spectrum_report(pd.read_csv(outcome.out / "runs.csv")):
             click.echo(line)
@@ -711,7 +717,7 @@ def lyapunov(activations, gains, hidden, steps, burn, warmup, seeds, spectrum, k
         for row in pd.read_csv(outcome.out / "transitions.csv").itertuples():
             click.echo(f"{row.activation}: transition at g = {row.g_critical:.6g}")
     done = f", {outcome.n_already_done} were already done" if outcome.n_already_done else ""
-    click.echo(f"{outcome.n_runs} networks ({outcome.n_computed} computed{done}): wrote "
+    click.echo(f"{outcome.n_runs} network{'s' * (outcome.n_runs != 1)} ({outcome.n_computed} computed{done}): wrote "
                f"{', '.join(f'{name}.csv' for name in outcome.tables)} and manifest.json in {out}")
 
 
@@ -738,7 +744,8 @@ FIXED_POINT_OPTIONS = ("weights", "task", "cell", "activation", "layers", "hidde
               help="Task the network is trained on, and whose inputs record the trajectories (--record task).")
 @click.option("--cell", type=RegistryChoice(CELLS), default="rnn", show_default=True, help="Recurrent cell.")
 @click.option("--activation", "-a", type=click.Choice(list(ACTIVATIONS)), default=None,
-              help="φ of the vanilla RNN  [default: tanh; with --weights the one the file records].")
+              help="φ of the vanilla RNN  [default: tanh; with --weights the one the file records, which it must "
+                   "then record (nonlinearity entry) unless this is given].")
 @click.option("--layers", "-L", type=int, default=1, show_default=True, help="Stacked layers.")
 @click.option("--hidden", "-n", type=int, default=_fixed_point_default("hidden"), show_default=True,
               help="Hidden size n of the network trained.")
@@ -784,7 +791,8 @@ FIXED_POINT_OPTIONS = ("weights", "task", "cell", "activation", "layers", "hidde
               help="Results folder; the same command again resumes it (nothing left to do once it is written).")
 @click.option("--force", is_flag=True, help="Discard the results OUT holds and start again.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def fixed_points(seed, out, force, quiet, **options):
+@budget_options
+def fixed_points(seed, out, force, quiet, max_memory, yes, **options):
     """Fixed and slow points of a trained network, and their stability (Sussillo & Barak 2013).
 
     The network is trained here (by default a 16-unit tanh RNN on the 3-bit
@@ -813,7 +821,7 @@ def fixed_points(seed, out, force, quiet, **options):
     Examples:
       gradlab fixed-points --out results/flipflop              # trains for a few seconds, then searches
       gradlab fixed-points --task flip_flop --train-updates 800 --hidden 24 --out results/ff24
-      gradlab fixed-points --weights my_rnn.npz --input-seq x.npy --out results/mine
+      gradlab fixed-points --weights my_rnn.npz --activation tanh --input-seq x.npy --out results/mine
       gradlab plot fixed-points results/flipflop
     """
     import pandas as pd
@@ -826,7 +834,10 @@ def fixed_points(seed, out, force, quiet, **options):
     if options["input_seq"] is not None and "record" not in given:
         given["record"] = "file"
     text = sweep_text("fixed_points", "fixed and slow points of one network", [], {**given, "seed": seed})
-    outcome = run_sweep(parse_spec(text, "gradlab fixed-points"), out, force=force, quiet=quiet)
+    from .experiments import budget
+
+    with budget.limits(max_memory, yes):
+        outcome = run_sweep(parse_spec(text, "gradlab fixed-points"), out, force=force, quiet=quiet)
     for line in fixed_point_report(pd.read_csv(outcome.out / "runs.csv").iloc[0]):
         click.echo(line)
     done = " (already done)" if outcome.n_already_done else ""

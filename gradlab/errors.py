@@ -5,7 +5,11 @@ names the bad value; the CLI turns it into ``Error: ...`` and exit code 2.
 """
 import dataclasses
 import math
+import os
 from numbers import Integral, Real
+
+#: A file or folder path as the public API takes it: ``"runs/a"`` or ``pathlib.Path("runs/a")``.
+PathLike = str | os.PathLike[str]
 
 
 class GradlabError(ValueError):

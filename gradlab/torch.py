@@ -31,6 +31,7 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
@@ -40,10 +41,14 @@ from .analysis.lyapunov import largest_lyapunov
 from .analysis.spectrum import sigma_max, spectral_radius, step_bound
 from .analysis.tables import norms_by_lag, norms_table
 from .cells import make_cell
-from .errors import GradlabError, check_positive_int
+from .errors import GradlabError, PathLike, check_positive_int
 from .experiments.runner import Network
 from .io.files import read_torch_state_dict
 from .io.results import CSV_FLOAT_FORMAT, check_new_folder, code_fingerprint, manifest, write_json
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
+    import torch
 
 INSTALL = 'pip install "gradlab[torch]" (or pip install torch)'
 
@@ -64,7 +69,7 @@ CELL_MODULES = {"RNNCell": "rnn", "LSTMCell": "lstm", "GRUCell": "gru"}
 SEQUENCE_MODULES = {"RNN": "rnn", "LSTM": "lstm", "GRU": "gru"}
 
 
-def from_torch(module, readout=None) -> Network:
+def from_torch(module: torch.nn.RNNBase | torch.nn.RNNCellBase, readout: torch.nn.Linear | None = None) -> Network:
     """The gradlab network of a live PyTorch recurrent module (and optional ``nn.Linear`` read-out).
 
     Parameters
@@ -127,7 +132,7 @@ def from_torch(module, readout=None) -> Network:
                    "given" if readout is not None else "random")
 
 
-def read_state_dict(path) -> dict[str, np.ndarray]:
+def read_state_dict(path: PathLike) -> dict[str, np.ndarray]:
     """The arrays of a ``torch.save(model.state_dict(), path)`` file (:func:`gradlab.io.files.read_torch_state_dict`)."""
     return read_torch_state_dict(path)
 
@@ -172,8 +177,9 @@ class Monitor:
     atomically; :meth:`close` writes ``runs.csv`` and marks the run finished.
     """
 
-    def __init__(self, model, probe, out, every: int = 50, readout=None, spectra_every: int = 1,
-                 force: bool = False):
+    def __init__(self, model: torch.nn.RNNBase | torch.nn.RNNCellBase, probe: torch.Tensor | npt.ArrayLike,
+                 out: PathLike, every: int = 50, readout: torch.nn.Linear | None = None, spectra_every: int = 1,
+                 force: bool = False) -> None:
         check_positive_int(every, "every")
         check_positive_int(spectra_every, "spectra_every")
         self.model, self.readout, self.every, self.spectra_every = model, readout, every, spectra_every
@@ -199,7 +205,7 @@ class Monitor:
         self.checkpoint()          # update 0: the curve of the weights training starts from
 
     # -- per update
-    def step(self, loss) -> None:
+    def step(self, loss: torch.Tensor | float) -> None:
         """Record one update: call after ``loss.backward()`` (the gradients are read from ``.grad``)."""
         torch = _torch()
         self.steps += 1
@@ -323,10 +329,10 @@ class Monitor:
         self._write_manifest(finished=True)
         return self.out
 
-    def __enter__(self):
+    def __enter__(self) -> Monitor:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> Literal[False]:
         if exc[0] is None:
             self.close()
         else:                       # the loop failed: let the measurement in flight finish, keep what was written

@@ -9,8 +9,9 @@
   no API entry, a command with no page, a figure missing from the gallery);
   the Sphinx build turns each into a warning (an error under ``-W``), this
   test into a failure, without Sphinx installed.
-* The README keeps the Quick start that ``quickstart-check`` runs, and its
-  links into the repository point at files that exist.
+* The README keeps the Quick start that ``quickstart-check`` runs, lists
+  every command, and its links into the repository point at files that
+  exist; the output-files page lists every table of the registry.
 """
 from __future__ import annotations
 
@@ -112,6 +113,24 @@ def test_docs_document_every_public_name_command_and_figure():
 def test_api_lists_parse_to_public_names():
     documented = load_docs_extension().documented_api_names(DOCS)
     assert "gradlab.loss_and_grads" in documented and "gradlab.plots.draw_figure" in documented
+    assert {"gradlab.torch.Monitor", "gradlab.torch.read_state_dict", "gradlab.from_torch"} <= documented
+
+
+def test_the_table_directive_lists_every_registered_table():
+    from gradlab.io.schema import TABLES
+
+    rows = load_docs_extension().table_rows()
+    assert [row[0] for row in rows] == list(TABLES)
+    assert all(row[3] == TABLES[row[0]].columns for row in rows)
+    assert "```{gradlab-tables}" in (DOCS / "guide" / "output-files.md").read_text(encoding="utf-8")
+
+
+def test_readme_lists_every_command_with_its_page():
+    from gradlab.cli import cli
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    for command in cli.commands:
+        assert f"[`gradlab {command}`](docs/commands/{command}.md)" in text, command
 
 
 def test_readme_keeps_the_quick_start_block():

@@ -175,3 +175,14 @@ def test_the_monitor_records_the_users_own_loop(torch, tmp_path):
     assert manifest["monitor"] == {"updates": 12, "finished": True}
     assert "12 rows" in gl.inspect_path(tmp_path / "mon") or "training.csv" in gl.inspect_path(tmp_path / "mon")
     assert pd.read_csv(tmp_path / "mon" / "runs.csv")["updates_done"].item() == 12
+
+
+def test_the_analysis_of_a_live_module_is_written_like_a_run(torch, tmp_path):
+    import json
+
+    gru = torch.nn.GRU(3, 4, dtype=torch.float64)
+    result = gl.analyse(gl.from_torch(gru), np.zeros((6, 2, 3)))          # (T, B, d): batch_first=False
+    assert result.model.config.steps == 6 and result.model.config.batch == 2
+    gl.write_run(result, tmp_path / "run")
+    model = json.loads((tmp_path / "run" / "manifest.json").read_text())["model"]
+    assert model["network"].startswith("GRU(3, 4)") and model["readout"].startswith("random")

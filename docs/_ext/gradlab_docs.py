@@ -2,7 +2,8 @@
 
 Three lists grow with gradlab, and each must be documented:
 
-* every public name (``gradlab.__all__``, ``gradlab.plots.__all__``) has an
+* every public name (``gradlab.__all__``, ``gradlab.plots.__all__``,
+  ``gradlab.torch.__all__``, less what ``gradlab`` exports itself) has an
   entry in an ``autosummary`` list under ``docs/api/``;
 * every ``gradlab`` command has a page ``docs/commands/NAME.md`` (the options
   themselves are generated from the click definitions in
@@ -12,6 +13,11 @@ Three lists grow with gradlab, and each must be documented:
 
 During ``sphinx-build -W`` a missing entry is a warning, hence an error;
 ``tests/test_docs.py`` calls :func:`missing` directly.
+
+The directive ``gradlab-tables`` renders the table registry
+``gradlab.io.schema.TABLES`` (file, contract columns, folder kinds,
+description of every table) as a table, so the output-files page lists
+every table gradlab writes.
 
 The extension also reads gradlab's plain-text maths as written: docstrings
 write absolute values as ``|λ|``, which reStructuredText would take for
@@ -50,11 +56,13 @@ def missing(docs: Path = DOCS) -> list[str]:
     """What the documentation lacks, one line each (empty when complete)."""
     import gradlab
     import gradlab.plots
+    import gradlab.torch
     from gradlab.cli import cli
     from gradlab.plots.figures import FIGURES
 
     problems = []
-    public = {f"gradlab.{n}" for n in gradlab.__all__} | {f"gradlab.plots.{n}" for n in gradlab.plots.__all__}
+    public = ({f"gradlab.{n}" for n in gradlab.__all__} | {f"gradlab.plots.{n}" for n in gradlab.plots.__all__}
+              | {f"gradlab.torch.{n}" for n in gradlab.torch.__all__ if n not in gradlab.__all__})
     for name in sorted(public - documented_api_names(docs)):
         problems.append(f"public name {name} is in no autosummary list under docs/api/")
     for command in sorted(cli.commands):
@@ -161,6 +169,60 @@ def _plain_help(app, ctx, lines: list[str]) -> None:
     lines[:] = plain_help(lines)
 
 
+TABLE_HEADER = ("table", "file", "one row is", "contract columns", "held by")
+
+
+def table_rows() -> list[tuple]:
+    """``gradlab.io.schema.TABLES`` as rows: (name, file, description, columns, folder kinds)."""
+    from gradlab.io.schema import TABLES
+
+    return [(name, t.file, t.description, t.columns, t.folders) for name, t in TABLES.items()]
+
+
+def _tables_directive():
+    from docutils import nodes
+    from docutils.parsers.rst import Directive
+
+    def literals(items):
+        para = nodes.paragraph()
+        for i, item in enumerate(items):
+            if i:
+                para += nodes.Text(", ")
+            para += nodes.literal(text=item)
+        return para
+
+    def row(cells):
+        r = nodes.row()
+        for cell in cells:
+            entry = nodes.entry()
+            entry += cell
+            r += entry
+        return r
+
+    class GradlabTables(Directive):
+        """``gradlab-tables``: the table registry as a table, built from ``TABLES`` (no options, no content)."""
+
+        has_content = False
+
+        def run(self):
+            table = nodes.table(classes=["gradlab-tables"])
+            group = nodes.tgroup(cols=len(TABLE_HEADER))
+            table += group
+            for width in (14, 14, 30, 30, 12):
+                group += nodes.colspec(colwidth=width)
+            head = nodes.thead()
+            head += row([nodes.paragraph(text=h) for h in TABLE_HEADER])
+            group += head
+            body = nodes.tbody()
+            for name, file, description, columns, folders in table_rows():
+                body += row([literals([name]), literals([file]), nodes.paragraph(text=description),
+                             literals(columns), literals(folders)])
+            group += body
+            return [table]
+
+    return GradlabTables
+
+
 def _check(app) -> None:
     from sphinx.util import logging
 
@@ -171,6 +233,7 @@ def _check(app) -> None:
 
 def setup(app):
     app.connect("builder-inited", _check)
+    app.add_directive("gradlab-tables", _tables_directive())
     app.connect("autodoc-process-docstring", _escape_docstring, priority=400)   # before numpydoc
     for event in ("description", "options", "arguments", "epilog"):
         app.connect(f"sphinx-click-process-{event}", _plain_help)

@@ -16,6 +16,7 @@ loss: for T > K + 1 a finite-difference check of it typically fails
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,6 +24,10 @@ from ..cells.base import StateTrace, sum_outer
 from ..cells.rnn import RNNCell, RNNParams
 from ..errors import GradlabError
 from .losses import check_loss, check_targets, loss_and_output_grad
+
+if TYPE_CHECKING:
+    from ..cells.activations import Activation
+    from ..cells.base import Cell
 
 
 @dataclass(frozen=True)
@@ -54,7 +59,7 @@ class Gradients:
         return None if self.dL_ds is None else self.dL_ds[..., :self.trace.n]
 
 
-def gradients(cell, params, x: np.ndarray, y: np.ndarray, loss: str = "mse", loss_steps: str = "all",
+def gradients(cell: Cell, params: Any, x: np.ndarray, y: np.ndarray, loss: str = "mse", loss_steps: str = "all",
               truncate: int | None = None, s0: np.ndarray | None = None) -> Gradients:
     """Loss and BPTT gradients of every parameter of any cell.
 
@@ -95,7 +100,7 @@ def loss_and_grads(
     params: RNNParams,
     x: np.ndarray,
     y: np.ndarray,
-    activation="tanh",
+    activation: str | Activation = "tanh",
     loss: str = "mse",
     loss_steps: str = "all",
     truncate: int | None = None,
@@ -133,7 +138,8 @@ def loss_step_indices(loss_steps: str, T: int) -> np.ndarray:
     return np.arange(1, T + 1) if loss_steps == "all" else np.array([T])
 
 
-def output_errors(params, tr: StateTrace, y: np.ndarray, loss: str, loss_steps: str):
+def output_errors(params: Any, tr: StateTrace, y: np.ndarray, loss: str,
+                  loss_steps: str) -> tuple[float, np.ndarray, np.ndarray]:
     """Loss and the error injected at each state through its output.
 
     Returns
@@ -197,11 +203,13 @@ def truncated_adjoints(trace, direct: np.ndarray, steps: np.ndarray, K: int) -> 
     return lam
 
 
-def cell_loss(cell, params, x, y, loss="mse", loss_steps="all", s0=None) -> float:
+def cell_loss(cell: Cell, params: Any, x: np.ndarray, y: np.ndarray, loss: str = "mse", loss_steps: str = "all",
+              s0: np.ndarray | None = None) -> float:
     """The loss alone (a forward pass, no backward): for finite differences."""
     return output_errors(params, cell.forward(params, x, s0), y, loss, loss_steps)[0]
 
 
-def loss_value(params: RNNParams, x, y, activation="tanh", loss="mse", loss_steps="all", h0=None) -> float:
+def loss_value(params: RNNParams, x: np.ndarray, y: np.ndarray, activation: str | Activation = "tanh",
+               loss: str = "mse", loss_steps: str = "all", h0: np.ndarray | None = None) -> float:
     """The loss of a vanilla RNN alone (:func:`cell_loss` with ``RNNCell``)."""
     return cell_loss(RNNCell(activation), params, x, y, loss, loss_steps, h0)

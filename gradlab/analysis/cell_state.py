@@ -11,6 +11,8 @@ An LSTM's run adds this table (:mod:`gradlab.analysis.extra_tables`).
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
@@ -18,8 +20,11 @@ from ..cells.lstm import cell_state_trace
 from .jacobian_norms import JacobianNorms, end_steps, jacobian_norms, largest_gram_eigenvalue, renormalise
 from .tables import LOG10_E, norms_table
 
+if TYPE_CHECKING:
+    from ..cells.lstm import LSTMTrace
 
-def exact_cell_state_norms(trace, pairs: str = "last") -> JacobianNorms:
+
+def exact_cell_state_norms(trace: LSTMTrace, pairs: str = "last") -> JacobianNorms:
     """ln‖∂C_t/∂C_k‖₂ of an LSTM trace, the exact total derivative, for the pairs of ``pairs``.
 
     ∂C_t/∂C_k = R_C (J_t ⋯ J_{k+1}) [diag(k_k); I]: the C rows of the full-state

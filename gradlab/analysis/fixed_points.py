@@ -54,12 +54,16 @@ point one dense J (s right-multiplies' worth) and an s × s eigenvalue problem.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 
 from ..errors import GradlabError, check_positive_int, check_positive_number
+
+if TYPE_CHECKING:
+    from ..cells.base import Cell
 
 STATUSES = ("fixed", "slow", "not_converged", "non_finite")
 STABILITIES = ("stable", "saddle", "unstable")
@@ -170,7 +174,8 @@ def sample_starts(states: np.ndarray, n_starts: int, rng: np.random.Generator, n
     return starts
 
 
-def find_fixed_points(cell, params, x, starts: np.ndarray, states: np.ndarray | None = None, *,
+def find_fixed_points(cell: Cell, params: Any, x: np.ndarray | int, starts: np.ndarray,
+                      states: np.ndarray | None = None, *,
                       fixed_tol: float = 1e-12, slow_tol: float = 1e-6, unique_tol: float = 1e-3,
                       max_iter: int = 2000, gtol: float = 1e-14, newton_steps: int = 5) -> FixedPoints:
     """Fixed and slow points of s ↦ F(s, x) from many starts (module docstring).
@@ -275,8 +280,9 @@ def find_fixed_points(cell, params, x, starts: np.ndarray, states: np.ndarray | 
                        counts)
 
 
-def fixed_point_analysis(cell, params, x_record: np.ndarray, x, n_starts: int, rng: np.random.Generator,
-                         noise: float = 0.0, s0: np.ndarray | None = None, **options):
+def fixed_point_analysis(cell: Cell, params: Any, x_record: np.ndarray, x: np.ndarray | int, n_starts: int,
+                         rng: np.random.Generator, noise: float = 0.0, s0: np.ndarray | None = None,
+                         **options: Any) -> tuple[FixedPoints, pd.DataFrame]:
     """Record trajectories on ``x_record``, draw starts from them and find the fixed points under ``x``.
 
     Parameters

@@ -21,11 +21,18 @@ comparison and counted.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Literal, overload
+
 import numpy as np
 import pandas as pd
 
 from ..cells.rnn import RNNCell
 from .bptt import gradients, output_errors
+
+if TYPE_CHECKING:
+    from ..cells.activations import Activation
+    from ..cells.base import Cell
 
 FD_EPS = 1e-5
 READOUT = ("W_hy", "b_y")
@@ -35,8 +42,18 @@ def _cell(cell, activation):
     return RNNCell(activation) if cell is None else cell
 
 
-def finite_difference_grads(params, x, y, activation="tanh", loss="mse", loss_steps="all", eps: float = FD_EPS,
-                            cell=None, with_kinks: bool = False):
+@overload
+def finite_difference_grads(params: Any, x: np.ndarray, y: np.ndarray, activation: str | Activation = ...,
+                            loss: str = ..., loss_steps: str = ..., eps: float = ..., cell: Cell | None = ...,
+                            with_kinks: Literal[False] = ...) -> dict[str, np.ndarray]: ...
+@overload
+def finite_difference_grads(params: Any, x: np.ndarray, y: np.ndarray, activation: str | Activation = ...,
+                            loss: str = ..., loss_steps: str = ..., eps: float = ..., cell: Cell | None = ...,
+                            *, with_kinks: Literal[True]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]: ...
+def finite_difference_grads(params: Any, x: np.ndarray, y: np.ndarray, activation: str | Activation = "tanh",
+                            loss: str = "mse", loss_steps: str = "all", eps: float = FD_EPS,
+                            cell: Cell | None = None, with_kinks: bool = False
+                            ) -> dict[str, np.ndarray] | tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Central differences (L(θ + ε e_i) − L(θ − ε e_i)) / 2ε for every entry of every parameter.
 
     Parameters
@@ -87,8 +104,9 @@ def relative_error(g: np.ndarray, f: np.ndarray) -> float:
     return float(np.max(np.abs(g - f)) / scale) if scale > 0 else 0.0
 
 
-def gradient_check(params, x, y, activation="tanh", loss="mse", loss_steps="all",
-                   truncate: int | None = None, cell=None) -> pd.DataFrame:
+def gradient_check(params: Any, x: np.ndarray, y: np.ndarray, activation: str | Activation = "tanh",
+                   loss: str = "mse", loss_steps: str = "all", truncate: int | None = None,
+                   cell: Cell | None = None) -> pd.DataFrame:
     """Compare BPTT with finite differences, parameter by parameter.
 
     Returns a table with one row per parameter: ``parameter``, ``entries``,
@@ -113,8 +131,9 @@ def gradient_check(params, x, y, activation="tanh", loss="mse", loss_steps="all"
     return pd.DataFrame(list(rows.values()))
 
 
-def truncation_errors(params, x, y, truncations, activation="tanh", loss="mse",
-                      loss_steps="all", cell=None) -> pd.DataFrame:
+def truncation_errors(params: Any, x: np.ndarray, y: np.ndarray, truncations: Iterable[int],
+                      activation: str | Activation = "tanh", loss: str = "mse", loss_steps: str = "all",
+                      cell: Cell | None = None) -> pd.DataFrame:
     """Relative error of truncated BPTT against the exact gradient, per K.
 
     Returns a long table ``truncate, parameter, rel_error`` with

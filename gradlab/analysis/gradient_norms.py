@@ -9,10 +9,15 @@ an exploding gradient thousands of steps back is a finite log rather than inf.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
+if TYPE_CHECKING:
+    from ..cells.base import StateTrace
 
-def log_loss_grad_norms(trace, direct: np.ndarray) -> np.ndarray:
+
+def log_loss_grad_norms(trace: StateTrace, direct: np.ndarray) -> np.ndarray:
     """ln ‖∂L/∂h_k‖₂ for k = 0 … T.
 
     Parameters

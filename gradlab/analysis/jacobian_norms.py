@@ -48,12 +48,16 @@ from __future__ import annotations
 import threading
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.linalg
 
 from ..errors import GradlabError
 from ._pipeline import Pipeline
+
+if TYPE_CHECKING:
+    from ..cells.base import StateTrace
 
 METHODS = ("auto", "subspace", "exact", "svd")
 BLOCK = 8            # p: Krylov block size (converges with the gap σ_1 vs σ_{p+1})
@@ -106,7 +110,7 @@ def end_steps(pairs: str, T: int) -> np.ndarray:
     raise GradlabError(f"unknown pairs {pairs!r}; use 'last', 'all' or 'stride:K' with K ≥ 1")
 
 
-def jacobian_norms(trace, pairs: str = "last", method: str = "auto", workers: int = 2) -> JacobianNorms:
+def jacobian_norms(trace: StateTrace, pairs: str = "last", method: str = "auto", workers: int = 2) -> JacobianNorms:
     """ln ‖∂h_t/∂h_k‖₂ for the requested pairs, every sequence of the batch.
 
     Parameters

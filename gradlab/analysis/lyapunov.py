@@ -66,12 +66,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from scipy.linalg import lapack
 
 from ..errors import GradlabError, check_positive_int
+
+if TYPE_CHECKING:
+    from ..cells.base import StateTrace
 
 
 @dataclass(frozen=True)
@@ -143,7 +147,7 @@ class LyapunovSpectrum:
         start = np.arange(self.local.shape[1]) * self.window + 1
         return np.stack([start, start + self.window - 1], axis=1)
 
-    def table(self, **columns) -> pd.DataFrame:
+    def table(self, **columns: Any) -> pd.DataFrame:
         """One row per (sequence, exponent): ``sequence, index, exponent`` and ``index_fraction`` = i/s.
 
         ``index`` runs 1 … k (Benettin order); extra keyword ``columns`` (the
@@ -155,7 +159,7 @@ class LyapunovSpectrum:
         body["index_fraction"] = body["index"] / self.state_size
         return _with_columns(body, columns)
 
-    def summary_table(self, **columns) -> pd.DataFrame:
+    def summary_table(self, **columns: Any) -> pd.DataFrame:
         """One row per sequence: ``sequence, state_size, k, steps, warmup, largest, mean_exponent,
         sum_exponents, kaplan_yorke, ks_entropy``."""
         body = pd.DataFrame({
@@ -165,7 +169,7 @@ class LyapunovSpectrum:
             "ks_entropy": self.ks_entropy})
         return _with_columns(body, columns)
 
-    def local_table(self, **columns) -> pd.DataFrame:
+    def local_table(self, **columns: Any) -> pd.DataFrame:
         """Finite-time exponents, one row per (sequence, window, exponent):
         ``sequence, window, t_start, t_end, index, exponent``."""
         B, W, k = self.local.shape
@@ -184,7 +188,7 @@ def _with_columns(body: pd.DataFrame, columns: dict) -> pd.DataFrame:
     return body
 
 
-def lyapunov_spectrum(trace, k: int | None = None, warmup: int = 0, window: int = 10,
+def lyapunov_spectrum(trace: StateTrace, k: int | None = None, warmup: int = 0, window: int = 10,
                       rng: np.random.Generator | None = None) -> LyapunovSpectrum:
     """The full Lyapunov spectrum (or the leading ``k`` exponents) of each sequence, Benettin's QR method.
 
@@ -256,7 +260,8 @@ def lyapunov_spectrum(trace, k: int | None = None, warmup: int = 0, window: int 
     return LyapunovSpectrum(total / counted, local, s, counted, warmup, window)
 
 
-def lyapunov_exponents(trace, k: int = 1, warmup: int = 0, rng: np.random.Generator | None = None) -> np.ndarray:
+def lyapunov_exponents(trace: StateTrace, k: int = 1, warmup: int = 0,
+                       rng: np.random.Generator | None = None) -> np.ndarray:
     """The leading ``k`` Lyapunov exponents of each sequence, nats per step.
 
     Parameters
@@ -294,7 +299,7 @@ def lyapunov_exponents(trace, k: int = 1, warmup: int = 0, rng: np.random.Genera
     return lyapunov_spectrum(trace, k, warmup, 0, rng).exponents
 
 
-def largest_lyapunov(trace, warmup: int = 0, rng: np.random.Generator | None = None) -> np.ndarray:
+def largest_lyapunov(trace: StateTrace, warmup: int = 0, rng: np.random.Generator | None = None) -> np.ndarray:
     """The largest Lyapunov exponent λ_1 of each sequence, (B,), nats per step.
 
     One vector propagated and renormalised; see :func:`lyapunov_exponents`.

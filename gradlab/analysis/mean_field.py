@@ -51,7 +51,7 @@ from functools import lru_cache
 import numpy as np
 from scipy.optimize import brentq
 
-from ..cells.activations import get_activation
+from ..cells.activations import Activation, get_activation
 from ..errors import GradlabError, check_positive_int
 
 NODES = 16           # Gauss–Legendre nodes per panel
@@ -157,7 +157,7 @@ class MeanField:
     lyapunov: float
 
 
-def compute_mean_field(g: float, activation="tanh", sigma_b: float = 0.0, sigma_x: float = 0.0,
+def compute_mean_field(g: float, activation: str | Activation = "tanh", sigma_b: float = 0.0, sigma_x: float = 0.0,
                nodes: int = NODES) -> MeanField:
     """q*, χ₁ and the mean-field largest Lyapunov exponent λ = ½ ln χ₁.
 
@@ -187,7 +187,7 @@ def compute_mean_field(g: float, activation="tanh", sigma_b: float = 0.0, sigma_
     return MeanField(float(g), q, c, lam)
 
 
-def critical_gain(activation, sigma_b: float = 0.0, sigma_x: float = 0.0, g_max: float = 100.0,
+def critical_gain(activation: str | Activation, sigma_b: float = 0.0, sigma_x: float = 0.0, g_max: float = 100.0,
                   nodes: int = NODES) -> float:
     """The gain g_c where χ₁(q*(g)) = 1: the order-to-chaos transition (tanh 1, ReLU √2).
 

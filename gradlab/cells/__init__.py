@@ -13,8 +13,13 @@ from __future__ import annotations
 
 from dataclasses import fields, is_dataclass
 from importlib import import_module
+from typing import TYPE_CHECKING
 
 from ..errors import GradlabError, check_choice, check_positive_int
+
+if TYPE_CHECKING:
+    from .activations import Activation
+    from .base import Cell
 
 # name → the cell class, as "module:Class" of this package (imported on first use) or the class itself
 CELLS: dict[str, object] = {
@@ -39,7 +44,12 @@ def takes_activation(cls) -> bool:
     return is_dataclass(cls) and "activation" in {f.name for f in fields(cls)}
 
 
-def make_cell(name: str, activation: str = "tanh", layers: int = 1):
+def cell_phrase(name: str) -> str:
+    """'an LSTM', 'a GRU', 'an RNN': a cell's name with its article, for messages."""
+    return {"lstm": "an LSTM", "gru": "a GRU", "rnn": "an RNN"}.get(name, f"a {name} cell")
+
+
+def make_cell(name: str, activation: str | Activation = "tanh", layers: int = 1) -> Cell:
     """The cell ``--cell NAME --activation φ --layers L`` asks for.
 
     Gated cells have fixed sigmoid/tanh gates, so any φ but ``tanh`` (the
@@ -53,7 +63,7 @@ def make_cell(name: str, activation: str = "tanh", layers: int = 1):
     elif activation != "tanh":
         raise GradlabError(f"activation {activation!r} applies to cells with a choosable φ ("
                            f"{', '.join(n for n in CELLS if takes_activation(cell_class(n)))}); "
-                           f"an {name} has fixed sigmoid/tanh gates")
+                           f"{cell_phrase(name)} has fixed sigmoid/tanh gates")
     else:
         cell = cls()
     if layers == 1:

@@ -44,7 +44,7 @@ exponents and the stacked layers work for every cell unchanged.
 """
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -63,25 +63,28 @@ class Cell(Protocol):
         The cell's own parameters (the read-out ``W_hy``, ``b_y`` comes after).
     """
 
-    name: str
-    param_names: tuple[str, ...]
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def param_names(self) -> tuple[str, ...]: ...
 
     def init_params(self, n: int, d: int, m: int | None = None, init: str = "gaussian", radius: float = 1.0,
                     rng: np.random.Generator | None = None, scale_by: str = "radius",
-                    input_scale: float = 1.0):
+                    input_scale: float = 1.0) -> Any:
         """Random parameters: recurrent blocks with an exact spectral scale (:mod:`gradlab.cells.init`)."""
 
-    def from_state_dict(self, arrays: dict, source: str, rng: np.random.Generator | None = None,
-                        m: int | None = None):
+    def from_state_dict(self, arrays: dict[str, np.ndarray], source: str, rng: np.random.Generator | None = None,
+                        m: int | None = None) -> Any:
         """Parameters from PyTorch state-dict arrays (``weight_ih_l0``, …, ``fc.weight``) read from ``source``."""
 
-    def state_dict(self, params) -> dict[str, np.ndarray]:
+    def state_dict(self, params: Any) -> dict[str, np.ndarray]:
         """The parameters under PyTorch's names, loadable into the matching ``nn`` module."""
 
-    def forward(self, params, x: np.ndarray, s0: np.ndarray | None = None) -> "StateTrace":
+    def forward(self, params: Any, x: np.ndarray, s0: np.ndarray | None = None) -> StateTrace:
         """Run over a batch x, (B, T, d) floats or (B, T) token ids, from s0 (B, s) (zeros by default)."""
 
-    def recurrent_blocks(self, params) -> dict[str, np.ndarray]:
+    def recurrent_blocks(self, params: Any) -> dict[str, np.ndarray]:
         """The n × n recurrent matrices whose spectra are reported (``W_hh`` for the RNN, one per gate)."""
 
 
@@ -93,6 +96,13 @@ class StateTrace:
     ``input_right_multiply`` and ``param_grads``; the rest has defaults here
     that a cell may replace by something faster.
     """
+
+    if TYPE_CHECKING:      # declared for type checkers only: each subclass has them as fields or properties
+        @property
+        def x(self) -> np.ndarray: ...
+
+        @property
+        def h(self) -> np.ndarray: ...
 
     @property
     def B(self) -> int:

@@ -26,11 +26,15 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import GradlabError, check_choice
+from ..errors import GradlabError, PathLike, check_choice
 from .init import init_recurrent
+
+if TYPE_CHECKING:
+    from .base import StateTrace
 
 GATES = {"lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n")}
 GATED_PARAM_NAMES = ("W_ih", "W_hh", "b_ih", "b_hh", "W_hy", "b_y")
@@ -124,7 +128,7 @@ def init_gated_params(cell: str, n: int, d: int, m: int | None = None, init: str
     )
 
 
-def load_gated_weights(path, cell: str, rng: np.random.Generator | None = None,
+def load_gated_weights(path: PathLike, cell: str, rng: np.random.Generator | None = None,
                        m: int | None = None) -> GatedParams:
     """Read a one-layer ``nn.LSTM`` / ``nn.GRU`` state dict saved with ``numpy.savez`` (:func:`gradlab.load_params`).
 
@@ -140,13 +144,13 @@ def load_gated_weights(path, cell: str, rng: np.random.Generator | None = None,
     return load_params(make_cell(cell), path, rng, m)
 
 
-def save_gated_weights(path, params: GatedParams) -> None:
+def save_gated_weights(path: PathLike, params: GatedParams) -> None:
     """Write gated-cell parameters with PyTorch names (loadable into ``nn.LSTM``/``nn.GRU``)."""
     np.savez(path, weight_ih_l0=params.W_ih, weight_hh_l0=params.W_hh, bias_ih_l0=params.b_ih,
              bias_hh_l0=params.b_hh, **{"fc.weight": params.W_hy, "fc.bias": params.b_y})
 
 
-def forward_gated(params: GatedParams, x: np.ndarray):
+def forward_gated(params: GatedParams, x: np.ndarray) -> StateTrace:
     """Run the cell ``params.cell`` over a batch: an :class:`~gradlab.cells.lstm.LSTMTrace` or :class:`~gradlab.cells.gru.GRUTrace`."""
     from . import make_cell
 

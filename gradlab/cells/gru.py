@@ -48,7 +48,9 @@ from .gated import GatedParams
 from .lstm import GatedCell, check_adjoints, check_real_inputs, rows_matmul, sigmoid, step_factor
 
 
-def gru_cell(W_hh, b_hh, h_prev, u_t, out=None):
+def gru_cell(W_hh: np.ndarray, b_hh: np.ndarray, h_prev: np.ndarray, u_t: np.ndarray,
+             out: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One GRU step and the factors of its Jacobian.
 
     Parameters
@@ -235,7 +237,7 @@ class GRUCell(GatedCell):
         return GRUTrace(x=x, gates=gates, h=h, e=e, W_hh=params.W_hh, W_ih=params.W_ih)
 
 
-def forward_gru(params: GatedParams, x: np.ndarray, h0=None) -> GRUTrace:
+def forward_gru(params: GatedParams, x: np.ndarray, h0: np.ndarray | None = None) -> GRUTrace:
     """Run a GRU over a batch from h0 and record a :class:`GRUTrace` (:meth:`GRUCell.forward`).
 
     Parameters

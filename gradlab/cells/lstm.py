@@ -82,7 +82,9 @@ def sigmoid(a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     return np.reciprocal(out, out=out)
 
 
-def lstm_cell(W_hh, h_prev, c_prev, u_t, out=None):
+def lstm_cell(W_hh: np.ndarray, h_prev: np.ndarray, c_prev: np.ndarray, u_t: np.ndarray,
+              out: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """One LSTM step and the factors of its Jacobian.
 
     Parameters
@@ -398,7 +400,8 @@ class LSTMCell(GatedCell):
         return LSTMTrace(x=x, z=z, h=h, c=c, e=e, k=k, f=f, W_hh=params.W_hh, W_ih=params.W_ih)
 
 
-def forward_lstm(params: GatedParams, x: np.ndarray, h0=None, c0=None) -> LSTMTrace:
+def forward_lstm(params: GatedParams, x: np.ndarray, h0: np.ndarray | None = None,
+                 c0: np.ndarray | None = None) -> LSTMTrace:
     """Run an LSTM over a batch from (h0, c0) and record an :class:`LSTMTrace` (:meth:`LSTMCell.forward`).
 
     Parameters

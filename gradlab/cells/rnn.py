@@ -163,17 +163,18 @@ class Trace(StateTrace):
         """Which side of φ's kinks each a_t lies on, (B, T, n); None for a smooth φ."""
         return self.activation.side_of_kinks(self.a)
 
-    def right_multiply_many(self, P, steps, scale, out) -> None:
+    def right_multiply_many(self, P: np.ndarray, steps: np.ndarray, scale: np.ndarray, out: np.ndarray) -> None:
         """out[e] ← P[e] J_{steps[e]} / scale[e] as one stacked product (the scale folds into φ')."""
         dphi = self.dphi[:, steps - 1].transpose(1, 0, 2) / scale[:, :, None]      # (E, B, n)
         np.matmul(P * dphi[:, :, None, :], self.W_hh, out=out)
 
-    def scaled_jacobians(self, steps, scale) -> np.ndarray:
+    def scaled_jacobians(self, steps: np.ndarray, scale: np.ndarray) -> np.ndarray:
         """diag(φ'(a_t)) W_hh / scale for each t of ``steps``: (E, B, n, n), without an identity product."""
         return (self.dphi[:, steps - 1].transpose(1, 0, 2) / scale[:, :, None])[..., :, None] * self.W_hh
 
 
-def rnn_cell(W_hh, b_h, act: Activation, h_prev, u_t):
+def rnn_cell(W_hh: np.ndarray, b_h: np.ndarray, act: Activation, h_prev: np.ndarray,
+             u_t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One step: a_t = W_hh h_{t-1} + u_t + b_h, h_t = φ(a_t), and φ'(a_t).
 
     Parameters
@@ -214,8 +215,9 @@ class RNNCell:
     def act(self) -> Activation:
         return get_activation(self.activation)
 
-    def init_params(self, n, d, m=None, init="gaussian", radius=1.0, rng=None, scale_by="radius",
-                    input_scale=1.0) -> RNNParams:
+    def init_params(self, n: int, d: int, m: int | None = None, init: str = "gaussian", radius: float = 1.0,
+                    rng: np.random.Generator | None = None, scale_by: str = "radius",
+                    input_scale: float = 1.0) -> RNNParams:
         """Random RNN parameters: W_hh from :func:`~gradlab.cells.init.init_recurrent`, the rest small.
 
         ``W_xh`` has i.i.d. N(0, input_scale²/d) entries, ``W_hy`` N(0, 1/n); both
@@ -236,7 +238,8 @@ class RNNCell:
             b_y=np.zeros(m),
         )
 
-    def from_state_dict(self, arrays: dict, source: str, rng=None, m=None) -> RNNParams:
+    def from_state_dict(self, arrays: dict, source: str, rng: np.random.Generator | None = None,
+                        m: int | None = None) -> RNNParams:
         """RNN parameters from ``nn.RNN`` arrays; b_h = ``bias_ih_l0 + bias_hh_l0``."""
         W_xh, W_hh = arrays["weight_ih_l0"], arrays["weight_hh_l0"]
         if W_hh.ndim != 2 or W_hh.shape[0] != W_hh.shape[1]:
@@ -259,7 +262,7 @@ class RNNCell:
         return {"weight_ih_l0": params.W_xh, "weight_hh_l0": params.W_hh, "bias_ih_l0": params.b_h,
                 "bias_hh_l0": np.zeros_like(params.b_h), "fc.weight": params.W_hy, "fc.bias": params.b_y}
 
-    def forward(self, params: RNNParams, x: np.ndarray, s0=None) -> Trace:
+    def forward(self, params: RNNParams, x: np.ndarray, s0: np.ndarray | None = None) -> Trace:
         """Run the RNN over a batch and record a :class:`Trace`.
 
         Parameters
@@ -288,7 +291,8 @@ class RNNCell:
         return params.W_hh, self.act.gamma
 
 
-def forward(params: RNNParams, x: np.ndarray, activation="tanh", h0=None) -> Trace:
+def forward(params: RNNParams, x: np.ndarray, activation: str | Activation = "tanh",
+            h0: np.ndarray | None = None) -> Trace:
     """Run the RNN over a batch and record a :class:`Trace` (:meth:`RNNCell.forward`).
 
     Parameters

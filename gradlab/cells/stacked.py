@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import GradlabError, check_positive_int
-from .base import StateTrace, check_inputs, initial_state, read_readout
+from .base import Cell, StateTrace, check_inputs, initial_state, read_readout
 
 _LAYER_NAME = re.compile(r"^(.*)_l(\d+)$")
 
@@ -69,7 +69,7 @@ class StackedParams:
             out.update({f"{name}_l{k}": v for name, v in p.as_dict().items() if name not in ("W_hy", "b_y")})
         return {**out, "W_hy": self.W_hy, "b_y": self.b_y}
 
-    def replace(self, **arrays) -> "StackedParams":
+    def replace(self, **arrays: np.ndarray) -> "StackedParams":
         layers = [dict() for _ in self.layers]
         top = {}
         for key, value in arrays.items():
@@ -187,7 +187,7 @@ class StackedCell:
         Number of layers (≥ 2; one layer is the cell itself).
     """
 
-    layer: object
+    layer: Cell
     L: int
 
     def __post_init__(self):
@@ -205,8 +205,9 @@ class StackedCell:
     def extra_tables(self) -> tuple[str, ...]:
         return ("layers",)
 
-    def init_params(self, n, d, m=None, init="gaussian", radius=1.0, rng=None, scale_by="radius",
-                    input_scale=1.0) -> StackedParams:
+    def init_params(self, n: int, d: int, m: int | None = None, init: str = "gaussian", radius: float = 1.0,
+                    rng: np.random.Generator | None = None, scale_by: str = "radius",
+                    input_scale: float = 1.0) -> StackedParams:
         """Each layer drawn as the cell draws one (layer l ≥ 2 has input size n), then the top read-out."""
         rng = np.random.default_rng() if rng is None else rng
         layers = tuple(_without_readout(self.layer.init_params(n, d if k == 0 else n, 1, init, radius, rng,
@@ -215,7 +216,8 @@ class StackedCell:
         check_positive_int(m, "output size m")
         return StackedParams(layers, rng.standard_normal((m, n)) / np.sqrt(n), np.zeros(m))
 
-    def from_state_dict(self, arrays: dict, source: str, rng=None, m=None) -> StackedParams:
+    def from_state_dict(self, arrays: dict, source: str, rng: np.random.Generator | None = None,
+                        m: int | None = None) -> StackedParams:
         """Layer k from the ``*_l{k}`` arrays (read as the cell reads ``*_l0``), the read-out from ``fc.*``."""
         layers = []
         for k in range(self.L):
@@ -243,7 +245,7 @@ class StackedCell:
                     out[key.replace("_l0", f"_l{k}")] = v
         return {**out, "fc.weight": params.W_hy, "fc.bias": params.b_y}
 
-    def forward(self, params: StackedParams, x: np.ndarray, s0=None) -> StackedTrace:
+    def forward(self, params: StackedParams, x: np.ndarray, s0: np.ndarray | None = None) -> StackedTrace:
         """Layer by layer over the whole sequence (layer l reads layer l − 1's h_1 … h_T).
 
         ``s0`` (B, s) is the stacked initial state (zeros by default).

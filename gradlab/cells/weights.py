@@ -6,8 +6,9 @@ A network trained elsewhere can be analysed::
 
 A whole model's state dict works too when the RNN sits under one module
 prefix (``rnn.weight_hh_l0``); its read-out is used when named ``fc``.
-A stacked (``*_l1``, …) or bidirectional (``*_reverse``) network is refused:
-gradlab analyses one layer in one direction. Which arrays a cell takes is
+A stacked network (``*_l0`` … ``*_l{L−1}``) is read into a stacked cell
+(``--layers L``, which the file sets); a bidirectional (``*_reverse``) or
+projected (``weight_hr_*``) one is refused: gradlab analyses one direction. Which arrays a cell takes is
 the cell's own business (``Cell.from_state_dict``); for the vanilla RNN:
 
 =================  =======  ==========================================
@@ -41,14 +42,19 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import GradlabError, check_positive_number
+from ..errors import GradlabError, PathLike, check_positive_number
 from ..io.files import (file_sha256, is_torch_file, load_inputs, npz_contents, read_arrays, read_torch_state_dict,  # noqa: F401  (public here before 0.2)
                         read_npz_arrays, read_npz_text)
 from .activations import ACTIVATIONS
 from .base import read_readout  # noqa: F401  (defined with the protocol, shared by every cell)
+
+if TYPE_CHECKING:
+    from .base import Cell
+    from .rnn import RNNParams
 
 REQUIRED = ("weight_ih_l0", "weight_hh_l0")
 
@@ -98,7 +104,7 @@ def weights_headers(path) -> tuple[dict, dict, tuple[str, ...]]:
     ``headers`` maps each key the cells read (module prefix removed) to its
     :class:`~gradlab.io.files.ArrayHeader`, ``member keys`` those keys to the
     members' own names. Refuses a file lacking a required key, an empty
-    required array, a stacked or bidirectional network and a bias with more
+    required array, a bidirectional or projected network, a stack with a missing layer and a bias with more
     entries than any weight matrix has rows (checked before anything is read).
     """
     contents = npz_contents(path)
@@ -253,7 +259,7 @@ def module_prefix(keys, required) -> str:
     return prefixes[0] if len(prefixes) == 1 else ""
 
 
-def load_params(cell, path, rng: np.random.Generator | None = None, m: int | None = None):
+def load_params(cell: Cell, path: PathLike, rng: np.random.Generator | None = None, m: int | None = None) -> Any:
     """Read ``cell``'s parameters from a PyTorch-named ``.npz`` file (:meth:`Cell.from_state_dict`).
 
     A missing read-out (``fc.weight``) is drawn N(0, 1/n) from ``rng`` with
@@ -294,7 +300,7 @@ def check_cell_of(cell, shape: tuple, path) -> None:
                        f"analyse it with --cell {found} (cell = \"{found}\" in a sweep file)")
 
 
-def save_params(cell, path, params) -> None:
+def save_params(cell: Cell, path: PathLike, params: Any) -> None:
     """Write ``cell``'s parameters with PyTorch names, and its nonlinearity when it has one.
 
     The ``nonlinearity`` entry (the RNN's φ) lets ``gradlab run --weights``
@@ -306,14 +312,14 @@ def save_params(cell, path, params) -> None:
     np.savez(path, **extra, **cell.state_dict(params))
 
 
-def load_weights(path, rng: np.random.Generator | None = None, m: int | None = None):
+def load_weights(path: PathLike, rng: np.random.Generator | None = None, m: int | None = None) -> RNNParams:
     """Read vanilla-RNN parameters (:class:`~gradlab.cells.rnn.RNNParams`) from a ``.npz`` file."""
     from .rnn import RNNCell
 
     return load_params(RNNCell(), path, rng, m)
 
 
-def save_weights(path, params, activation: str | None = None) -> None:
+def save_weights(path: PathLike, params: RNNParams, activation: str | None = None) -> None:
     """Write vanilla-RNN parameters with PyTorch names (all of b_h goes to ``bias_ih_l0``).
 
     With ``activation`` the file records it (``nonlinearity``); without, the

@@ -24,10 +24,14 @@ estimate and the limit: the memory available (``MemAvailable`` of
 ``/proc/meminfo``, or ``--max-memory``), and :data:`MAX_SECONDS` (a sweep:
 :data:`MAX_SWEEP_SECONDS` of wall time with its ``--jobs``) unless ``--yes``.
 A sweep of more than :data:`MAX_RUNS` runs is refused before its runs are
-built. The limits of a command are set with :func:`limits`::
+built. The limits are set with :func:`limits` and apply to :func:`check`
+(what the command line calls before it computes) and to the sweeps run
+inside (:func:`gradlab.run_sweep` checks every run as the file is parsed)::
 
     with budget.limits(max_memory="8G", yes=True):
-        gradlab.analyse(config)
+        gradlab.run_sweep("experiments/remedies.toml", "results/remedies", jobs=2)
+
+:func:`gradlab.analyse` itself checks nothing: a library call computes what it is asked.
 
 The estimates are deliberately generous (peaks are summed, pandas' copies
 counted): they keep a command from dying half-way, not from being tight.

@@ -649,7 +649,7 @@ def fixed_point_report(row) -> list[str]:
         lines.append(f"trained {row['updates_done']:.0f} updates: held-out {row['metric_name']} "
                      f"{row['final_metric']:.4g} (chance {row['chance_metric']:.4g}), {solved}")
     starts = {s: int(row[f"starts_{s}"]) for s in ("fixed", "slow", "not_converged", "non_finite")}
-    lines.append(f"{int(row['n_points'])} points under x = 0 ({int(row['n_fixed'])} fixed, {int(row['n_slow'])} slow): "
+    lines.append(f"{int(row['n_points'])} point{'s' * (int(row['n_points']) != 1)} under x = 0 ({int(row['n_fixed'])} fixed, {int(row['n_slow'])} slow): "
                  f"{int(row['n_stable'])} stable, {_count(row['n_saddle'], 'saddle')}, "
                  f"{_count(row['n_repellers'], 'repeller')}; {sum(starts.values())} starts: "
                  + ", ".join(f"{v} {STATUS_WORDS.get(k, k)}" for k, v in starts.items()))

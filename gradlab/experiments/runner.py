@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,14 +23,19 @@ from ..analysis.jacobian_norms import JacobianNorms, fit_growth_rate, jacobian_n
 from ..analysis.lyapunov import largest_lyapunov
 from ..analysis.spectrum import recurrent_spectral_scale, spectrum_table, step_bound
 from ..analysis.tables import grads_table, norms_table
-from ..cells import make_cell
+from ..cells import cell_phrase, make_cell
 from ..cells.base import check_inputs
 from ..cells.weights import params_from_file, read_weights_file
-from ..errors import GradlabError
+from ..errors import GradlabError, PathLike
 from ..io.files import file_sha256, load_inputs
 from ..io.results import write_results
 from .budget import memory_limit
 from .config import INIT_FIELDS, RunConfig  # noqa: F401  (INIT_FIELDS: public here before)
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
+    from ..cells.base import Cell, StateTrace
 
 
 @dataclass(frozen=True)
@@ -152,7 +158,7 @@ def weights_activation(config: RunConfig, weights) -> tuple[str, str]:
     recorded, path = weights.nonlinearity, str(config.weights)
     if config.cell != "rnn":
         if recorded not in (None, "tanh"):
-            raise GradlabError(f"weights file {path!r} records nonlinearity {recorded!r}, but an {config.cell} has "
+            raise GradlabError(f"weights file {path!r} records nonlinearity {recorded!r}, but {cell_phrase(config.cell)} has "
                                "fixed sigmoid/tanh gates: is it an nn.RNN's (--cell rnn)?")
         return config.activation, "cell"
     if config.activation is None:
@@ -242,7 +248,7 @@ class RunResult:
     """
 
     model: Model
-    trace: object
+    trace: StateTrace
     norms: JacobianNorms
     log_grad_norms: np.ndarray
     summary: dict
@@ -269,8 +275,8 @@ class Network:
     readout : {"given", "random"}
     """
 
-    cell: object
-    params: object
+    cell: Cell
+    params: Any
     batch_first: bool = True
     source: str = ""
     readout: str = "given"
@@ -303,10 +309,12 @@ def network_model(network: Network, x, y=None, pairs: str = "last", loss: str | 
         y = random_targets(np.random.default_rng(seed), config.loss_name, loss_steps, x.shape[0], x.shape[1], params.m)
     else:
         y = np.asarray(y.detach().cpu().numpy() if hasattr(y, "detach") else y)
-    return Model(config, params, x, y, {"network": {"source": network.source, "readout": network.readout}}, cell)
+    readout = "given" if network.readout == "given" else "random: W_hy ~ N(0, 1/n), b_y = 0 (the module had no read-out)"
+    return Model(config, params, x, y, {}, cell, {"network": network.source, "readout": readout})
 
 
-def analyse(config, x=None, *, y=None, pairs: str = "last", loss: str | None = None, loss_steps: str = "all",
+def analyse(config: RunConfig | Network, x: npt.ArrayLike | None = None, *, y: npt.ArrayLike | None = None,
+            pairs: str = "last", loss: str | None = None, loss_steps: str = "all",
             workers: int = 2) -> RunResult:
     """Run the instrumented forward pass and every analysis of ``gradlab run``, for any cell.
 
@@ -370,7 +378,7 @@ def analyse_model(model: Model, workers: int = 2) -> RunResult:
     return RunResult(model, trace, norms, log_grads, summary, tables)
 
 
-def write_run(result: RunResult, out, force: bool = False) -> None:
+def write_run(result: RunResult, out: PathLike, force: bool = False) -> None:
     """Write the run's tables (``norms.csv``, ``spectrum.csv``, ``grads.csv``, …) and ``manifest.json`` into ``out``.
 
     The folder appears complete or not at all; an existing one is refused

@@ -67,7 +67,7 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from ..errors import GradlabError, check_positive_int
+from ..errors import GradlabError, PathLike, check_positive_int
 from .kinds import KINDS, get_kind
 from ..io.files import file_sha256
 from ..io.results import (FolderRefused, WriteFailed, check_new_folder, claim_folder, code_fingerprint, code_label,
@@ -172,7 +172,7 @@ class SweepSpec:
         return spec
 
 
-def load_spec(path, quick: bool = False) -> SweepSpec:
+def load_spec(path: PathLike, quick: bool = False) -> SweepSpec:
     """Read and validate a sweep file; ``quick`` applies its ``[quick]`` table."""
     path = Path(path)
     try:
@@ -410,8 +410,8 @@ class SweepOutcome:
     n_damaged: int = 0
 
 
-def run_sweep(spec, out, jobs: int = 1, scheduler: str | None = None, force: bool = False,
-              quiet: bool = True, quick: bool = False) -> SweepOutcome:
+def run_sweep(spec: PathLike | SweepSpec, out: PathLike, jobs: int = 1, scheduler: str | None = None,
+              force: bool = False, quiet: bool = True, quick: bool = False) -> SweepOutcome:
     """Run a sweep into the results folder ``out``; resume it if it was started before.
 
     Parameters

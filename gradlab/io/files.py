@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import GradlabError
+from ..errors import GradlabError, PathLike
 
 ZIP_MAGIC = b"PK"                # .npz is a zip archive
 NPY_MAGIC = b"\x93NUMPY"
@@ -264,7 +264,7 @@ def npy_header(path, role: str = "input") -> ArrayHeader:
     return header
 
 
-def load_inputs(path, max_bytes: int | None = None) -> np.ndarray:
+def load_inputs(path: PathLike, max_bytes: int | None = None) -> np.ndarray:
     """Read an input sequence from ``.npy``: (T, d) / (B, T, d) real or (T,) / (B, T) token ids.
 
     Only floating-point values or integer token ids are accepted (not bool,

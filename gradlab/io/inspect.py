@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..errors import GradlabError
+from ..errors import GradlabError, PathLike
 from .schema import COLUMNS, file_descriptions
 
 # The figures that matter per kind of run, for sweep folders written before gradlab 0.2 (newer ones name
@@ -26,7 +26,7 @@ KEY_FIGURES_BEFORE_0_2 = {
 FILES = file_descriptions()
 
 
-def inspect_path(path) -> str:
+def inspect_path(path: PathLike) -> str:
     """A summary of a results folder (``gradlab run``, ``train`` or ``sweep``) or of one CSV."""
     path = Path(path)
     if path.is_file():

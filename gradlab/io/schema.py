@@ -92,7 +92,7 @@ TABLES: dict[str, Table] = {
                               "h_KS (Pesin, nats/step)", text=_RUN),
     "lyapunov_local": Table("lyapunov_local.csv", ("run_id", "sequence", "window_index", "t_start", "t_end", "index",
                                                    "exponent"), ("sweep:lyapunov_spectrum",),
-                            "finite-time Lyapunov exponents over windows of steps t_start … t_end (leading local_k)",
+                            "finite-time Lyapunov exponents over windows of steps t_start … t_end (the leading local_leading)",
                             text=_RUN),
     # gradlab fixed-points (a sweep of kind "fixed_points")
     "fixed_points": Table("fixed_points.csv", ("run_id", "point_id", "kind", "q", "speed", "n_starts", "n_unstable",
@@ -166,7 +166,7 @@ def require_columns(table: pd.DataFrame, columns, source: str) -> pd.DataFrame:
 def read_table(path, kind: str) -> pd.DataFrame:
     """Read a gradlab CSV and check it has the columns of table ``kind``."""
     try:
-        table = pd.read_csv(path)
+        table = pd.read_csv(path, low_memory=False)   # whole-file dtypes: a sweep's sparse columns stay one type
     except FileNotFoundError:
         raise GradlabError(f"no such file {str(path)!r}") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import GradlabError
+from ..errors import GradlabError, PathLike
 from ..analysis.jacobian_norms import fit_growth_rate
 from ..io.schema import TABLES, read_table, require_columns
 
@@ -154,7 +154,7 @@ def run_parameters(folder: Path) -> dict:
     return {k: v for k, v in config.items() if isinstance(v, (str, int, float, bool))}
 
 
-def load_table(results_dir, kind: str) -> pd.DataFrame:
+def load_table(results_dir: PathLike, kind: str) -> pd.DataFrame:
     """Read table ``kind`` (a key of ``gradlab.schema.COLUMNS``) from a results folder.
 
     Parameters

@@ -18,12 +18,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import pandas as pd
 
-from ..errors import GradlabError, check_choice
+from ..errors import GradlabError, PathLike, check_choice
 from . import data
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 Tables = dict[str, pd.DataFrame]
 
@@ -132,7 +135,7 @@ FIGURES: dict[str, FigureSpec] = {
 }
 
 
-def load_figure_tables(name: str, results_dir) -> Tables:
+def load_figure_tables(name: str, results_dir: PathLike) -> Tables:
     """Read the tables figure ``name`` needs from ``results_dir`` (checked columns and values).
 
     A table that is missing or lacks a column because ``results_dir`` is
@@ -167,7 +170,8 @@ def explained(error: GradlabError, name: str, results_dir) -> GradlabError:
     return GradlabError(f"figure {name!r}: {error}")
 
 
-def draw_figure(name: str, results_dir, out, formats=("pdf", "png")) -> list[Path]:
+def draw_figure(name: str, results_dir: PathLike, out: PathLike,
+                formats: str | Iterable[str] = ("pdf", "png")) -> list[Path]:
     """Draw figure ``name`` from the CSVs in ``results_dir`` into ``out/name.<format>``.
 
     Parameters

@@ -11,12 +11,22 @@ asymptotic rate ρ^(t−k) (dotted) is not a bound (Pascanu et al. 2013).
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib import colors, ticker
 
 from .style import (BOUND, COINCIDE_TOL, COINCIDENT, LAG_LABEL, MEASURED, NORM_LABEL, ON_TOP, RADIUS_LABEL, RATE,
                     REFERENCE, category_colors, get_ax, log10_axis, sequential_colors)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Collection, Mapping
+
+    import numpy.typing as npt
+    import pandas as pd
+    from matplotlib.axes import Axes
+    from matplotlib.typing import ColorType
 
 
 def data_limits(*columns, pad: float = 0.06, include=()) -> tuple[float, float]:
@@ -68,8 +78,10 @@ def label_exit(ax, x, y, text: str, color="black") -> float | None:
     return float(x_out)
 
 
-def plot_norms_vs_lag(curves, ax=None, by: str = "radius", color_of=None, labels=None, bound: bool = True,
-                      rate: bool = True, spread: bool = True, wide=()):
+def plot_norms_vs_lag(curves: pd.DataFrame, ax: Axes | None = None, by: str = "radius",
+                      color_of: Callable[[Any], ColorType] | dict[Any, ColorType] | None = None,
+                      labels: Mapping[Any, str] | None = None, bound: bool = True, rate: bool = True,
+                      spread: bool = True, wide: Collection[Any] = ()) -> Axes:
     """‖∂h_t/∂h_k‖₂ against lag, one curve per initial spectral radius, with the bound and ρ-rate.
 
     Parameters
@@ -130,7 +142,8 @@ def plot_norms_vs_lag(curves, ax=None, by: str = "radius", color_of=None, labels
 NO_PAIR = "0.82"  # grey of the (t, k) cells with t ≤ k: distinct from the white of ‖·‖ = 1 on RdBu
 
 
-def plot_norm_heatmap(t, k, grid, ax=None, norm=None, cmap: str = "RdBu_r", blank_label: bool = True):
+def plot_norm_heatmap(t: np.ndarray, k: np.ndarray, grid: np.ndarray, ax: Axes | None = None,
+                      norm: colors.Normalize | None = None, cmap: str = "RdBu_r", blank_label: bool = True) -> Axes:
     """Heatmap of log10‖∂h_t/∂h_k‖₂ over input step k (x) and output step t (y).
 
     Parameters
@@ -166,7 +179,8 @@ def plot_norm_heatmap(t, k, grid, ax=None, norm=None, cmap: str = "RdBu_r", blan
     return ax
 
 
-def plot_growth_rates(summary, ax=None, color="C0", label: str | None = None, theory_color="black"):
+def plot_growth_rates(summary: pd.DataFrame, ax: Axes | None = None, color: ColorType = "C0", label: str | None = None,
+                      theory_color: ColorType = "black") -> Axes:
     """Measured per-step growth rate against initial ρ, with ln(σ_max γ_h) and ln ρ.
 
     Parameters
@@ -207,7 +221,8 @@ def plot_growth_rates(summary, ax=None, color="C0", label: str | None = None, th
     return ax
 
 
-def plot_transient_growth(curves, ax=None, color_of=None, labels=None, include=()):
+def plot_transient_growth(curves: pd.DataFrame, ax: Axes | None = None, color_of: Mapping[Any, ColorType] | None = None,
+                          labels: Mapping[Any, str] | None = None, include: npt.ArrayLike = ()) -> Axes:
     """‖∂h_t/∂h_k‖₂ / ρ^(t−k) against lag: where ρ^(t−k) underestimates the norm.
 
     Parameters

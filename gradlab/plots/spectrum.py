@@ -9,10 +9,17 @@ returns the axes.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from matplotlib import ticker
 
 from .style import BOUND, COINCIDE_TOL, COINCIDENT, RATE, REFERENCE, get_ax
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.axes import Axes
+    from matplotlib.typing import ColorType
 
 
 def circle(ax, radius: float, **style) -> None:
@@ -21,8 +28,8 @@ def circle(ax, radius: float, **style) -> None:
     ax.plot(radius * np.cos(theta), radius * np.sin(theta), **style)
 
 
-def plot_eigenvalues(spectrum, ax=None, color="C0", label: str | None = None, unit_circle: bool = True,
-                     rho_circle: bool = True):
+def plot_eigenvalues(spectrum: pd.DataFrame, ax: Axes | None = None, color: ColorType = "C0", label: str | None = None,
+                     unit_circle: bool = True, rho_circle: bool = True) -> Axes:
     """Eigenvalues λ_i of W_hh in the complex plane with the unit circle and the circle |z| = ρ.
 
     Parameters
@@ -57,8 +64,9 @@ def plot_eigenvalues(spectrum, ax=None, color="C0", label: str | None = None, un
     return ax
 
 
-def plot_singular_values(spectrum, ax=None, color="C0", label: str | None = None, theory=None,
-                         rho_line: bool = True, annotate: bool = True, matrix: str | None = "W_{hh}"):
+def plot_singular_values(spectrum: pd.DataFrame, ax: Axes | None = None, color: ColorType = "C0",
+                         label: str | None = None, theory: np.ndarray | None = None, rho_line: bool = True,
+                         annotate: bool = True, matrix: str | None = "W_{hh}") -> Axes:
     """Singular values σ_i of W_hh (largest first) with σ_max marked and ρ as a dotted line.
 
     Parameters

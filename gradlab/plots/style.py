@@ -12,6 +12,7 @@ import tempfile
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
@@ -21,8 +22,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib import colors, ticker  # noqa: E402
 
-from ..errors import GradlabError  # noqa: E402
+from ..errors import GradlabError, PathLike  # noqa: E402
 from ..io.results import FILE_MODE, write_errors  # noqa: E402
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
+    from matplotlib.figure import Figure
 
 STYLE = resources.files("gradlab.plots") / "gradlab.mplstyle"
 COLUMN_WIDTH = 3.5   # inches: one journal column
@@ -30,14 +36,14 @@ TEXT_WIDTH = 7.1     # inches: two columns / full text width
 FORMATS = ("pdf", "png")
 
 # Line styles that mean the same thing in every figure.
-MEASURED = {"linestyle": "-"}
-BOUND = {"linestyle": (0, (4, 2)), "linewidth": 0.8}        # (σ_max γ_h)^(t−k): a true upper bound
-RATE = {"linestyle": (0, (1, 1.5)), "linewidth": 0.9}       # ρ^(t−k): asymptotic rate, not a bound
-REFERENCE = {"color": "0.55", "linewidth": 0.5, "zorder": 0}  # unit circle, ‖·‖ = 1, zero growth
+MEASURED: dict[str, Any] = {"linestyle": "-"}
+BOUND: dict[str, Any] = {"linestyle": (0, (4, 2)), "linewidth": 0.8}        # (σ_max γ_h)^(t−k): a true upper bound
+RATE: dict[str, Any] = {"linestyle": (0, (1, 1.5)), "linewidth": 0.9}       # ρ^(t−k): asymptotic rate, not a bound
+REFERENCE: dict[str, Any] = {"color": "0.55", "linewidth": 0.5, "zorder": 0}  # unit circle, ‖·‖ = 1, zero growth
 # A measured curve that a theory line lies on exactly (an orthogonal W_hh follows ρ^(t−k)): drawn wide and
 # pale, the theory line on top in black, so that neither hides the other.
-COINCIDENT = {"linestyle": "-", "linewidth": 3.2, "alpha": 0.4, "solid_capstyle": "butt"}
-ON_TOP = {"color": "black", "zorder": 4}
+COINCIDENT: dict[str, Any] = {"linestyle": "-", "linewidth": 3.2, "alpha": 0.4, "solid_capstyle": "butt"}
+ON_TOP: dict[str, Any] = {"color": "black", "zorder": 4}
 COINCIDE_TOL = 0.005  # log10 units (1 %): closer than this, two curves are one line at print size
 
 # Labels shared across figures (mathtext).
@@ -53,7 +59,7 @@ CELL_NAMES = {"rnn": "vanilla RNN", "lstm": "LSTM (h, C)", "gru": "GRU"}
 
 
 @contextmanager
-def figure_style():
+def figure_style() -> Iterator[None]:
     """Apply the gradlab style for the figures drawn inside the block."""
     with resources.as_file(STYLE) as path, plt.style.context(str(path)):
         yield
@@ -245,7 +251,7 @@ def parse_formats(formats) -> tuple[str, ...]:
     return formats
 
 
-def save_figure(fig, stem, formats=FORMATS) -> list[Path]:
+def save_figure(fig: Figure, stem: PathLike, formats: str | Iterable[str] = FORMATS) -> list[Path]:
     """Save ``fig`` as ``stem.<format>`` for each format and close it.
 
     PNGs are 300 dpi (style file). Metadata that would change from run to run

@@ -9,13 +9,23 @@ and returns the axes.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 import pandas as pd
 
 from .style import MEASURED, RADIUS_LABEL, RATE, category_colors, get_ax
 
-CHANCE = {"color": "0.4", "linewidth": 0.8, "linestyle": (0, (4, 2)), "zorder": 0}  # metric of a blind model
-DIVERGED = {"linestyle": "none", "marker": "x", "markersize": 4, "markeredgewidth": 0.9}  # one mark per blow-up
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from matplotlib.axes import Axes
+    from matplotlib.typing import ColorType
+
+CHANCE: dict[str, Any] = {"color": "0.4", "linewidth": 0.8, "linestyle": (0, (4, 2)),
+                          "zorder": 0}  # metric of a blind model
+DIVERGED: dict[str, Any] = {"linestyle": "none", "marker": "x", "markersize": 4,
+                            "markeredgewidth": 0.9}  # one mark per blow-up
 EDGE = 0.955   # height (axes fraction) of the marks for values that cannot be drawn: just inside the top
 SETTING_MARKERS = "osD^v<>"  # final-metric markers, one shape per clipping setting
 COINCIDE_RTOL = 0.02  # settings whose final metrics differ by less than 2 % at every radius are said to coincide
@@ -75,8 +85,8 @@ def finite_or_nan(values) -> np.ndarray:
     return np.where(np.isfinite(v), v, np.nan)
 
 
-def plot_loss(training, ax=None, color="C0", label: str | None = None, chance: float | None = None,
-              log: bool = True):
+def plot_loss(training: pd.DataFrame, ax: Axes | None = None, color: ColorType = "C0", label: str | None = None,
+              chance: float | None = None, log: bool = True) -> Axes:
     """Training loss per update of one run (rows of ``training.csv``: ``step``, ``loss``, ``skipped``).
 
     ``chance``, when given, is drawn as a grey dashed line: the loss of a
@@ -104,7 +114,8 @@ def plot_loss(training, ax=None, color="C0", label: str | None = None, chance: f
     return ax
 
 
-def plot_grad_norm(training, ax=None, color="C0", label: str | None = None, threshold: float | None = None):
+def plot_grad_norm(training: pd.DataFrame, ax: Axes | None = None, color: ColorType = "C0", label: str | None = None,
+                   threshold: float | None = None) -> Axes:
     """Pre-clip gradient norm log10‖g‖ per update, clipped updates marked with dots.
 
     The caller labels the y axis as a log axis (:func:`gradlab.plots.style.log10_axis`)
@@ -158,8 +169,10 @@ def coinciding(final, rtol: float = COINCIDE_RTOL) -> bool:
     return bool(shared.all() and (spread <= rtol).all())
 
 
-def plot_final_metric(final, ax=None, color_of=None, labels=None, chance: float | None = None,
-                      metric_label: str = "final task error", log: bool = False, marker_of=None):
+def plot_final_metric(final: pd.DataFrame, ax: Axes | None = None, color_of: Mapping[Any, ColorType] | None = None,
+                      labels: Mapping[Any, str] | None = None, chance: float | None = None,
+                      metric_label: str = "final task error", log: bool = False,
+                      marker_of: Mapping[Any, tuple[str, float]] | None = None) -> Axes:
     """Task metric at the end of training against initial ρ, one line per clipping setting.
 
     Parameters

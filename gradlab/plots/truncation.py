@@ -14,13 +14,22 @@ through the error at K = 0 it would not bound the error anyway.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from .norms import data_limits
 from .style import MEASURED, RATE, get_ax, log10_axis, sequential_colors
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import pandas as pd
+    from matplotlib.axes import Axes
+    from matplotlib.typing import ColorType
+
 FLOAT64_FLOOR = np.log10(np.finfo(float).eps)  # relative errors below ~2e-16 are rounding
-FLOOR = {"color": "0.5", "linewidth": 0.6, "linestyle": (0, (6, 2, 1, 2)), "zorder": 0}
+FLOOR: dict[str, Any] = {"color": "0.5", "linewidth": 0.6, "linestyle": (0, (6, 2, 1, 2)), "zorder": 0}
 
 
 RATE_LABEL = r"$\propto\rho^{K}$ for $\rho<1$: linear-network rate, not a bound" "\n" \
@@ -42,7 +51,9 @@ def rate_segment(K0: float, e0: float, K_end: float, radius: float, lo: float, h
     return np.array([K0, K1]), np.array([e0, e0 + (K1 - K0) * slope])
 
 
-def plot_truncation_error(curves, ax=None, color_of=None, rate: bool = True, limits=None):
+def plot_truncation_error(curves: pd.DataFrame, ax: Axes | None = None,
+                          color_of: Callable[[float], ColorType] | None = None, rate: bool = True,
+                          limits: tuple[float, float] | None = None) -> Axes:
     """log10 relative error of truncated BPTT against truncation length K, one curve per radius.
 
     Parameters
