@@ -47,7 +47,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     args = ap.parse_args()
     spec = load_spec(args.spec)
-    n_runs = len(spec.points())
+    n_runs = spec.n_runs
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}; "
           f"{Path(args.spec).name}: {n_runs} runs, fixed {spec.fixed}")
     times = {1: [], 2: []}

@@ -127,9 +127,14 @@ def atomic_write_text(path, text: str) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def render_csv(table: pd.DataFrame) -> str:
+    """A table as the text of its CSV, floats at full precision (what :func:`write_csv` writes)."""
+    return table.to_csv(index=False, float_format=CSV_FLOAT_FORMAT)
+
+
 def write_csv(path, table: pd.DataFrame) -> dict:
     """Write a table as CSV atomically, floats at full precision; return ``{"rows", "sha256"}`` of the file."""
-    sha = atomic_write_text(path, table.to_csv(index=False, float_format=CSV_FLOAT_FORMAT))
+    sha = atomic_write_text(path, render_csv(table))
     return {"rows": len(table), "sha256": sha}
 
 
@@ -563,6 +568,12 @@ def results_folder(out, force: bool = False, reads=()):
 def write_tables(folder: Path, tables: dict) -> dict:
     """Write each table as ``folder/<name>.csv``; return ``{file name: {"rows", "sha256"}}`` (:func:`write_csv`)."""
     return {f"{name}.csv": write_csv(Path(folder) / f"{name}.csv", table) for name, table in tables.items()}
+
+
+def write_rendered(folder: Path, rendered: dict) -> dict:
+    """:func:`write_tables` for tables already rendered, ``{name: (csv text, rows)}`` (:func:`render_csv`)."""
+    return {f"{name}.csv": {"rows": rows, "sha256": atomic_write_text(Path(folder) / f"{name}.csv", text)}
+            for name, (text, rows) in rendered.items()}
 
 
 def write_results(out, tables: dict, kind: str, config: dict, force: bool = False, reads=(), **extra) -> Path:

@@ -90,7 +90,7 @@ def test_a_gated_file_recording_another_nonlinearity_is_refused(tmp_path):
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "lstm.npz", nonlinearity="relu", weight_ih_l0=rng.standard_normal((16, 3)),
              weight_hh_l0=rng.standard_normal((16, 4)))
-    with pytest.raises(GradlabError, match=r"records nonlinearity 'relu', but an lstm has fixed sigmoid/tanh gates"):
+    with pytest.raises(GradlabError, match=r"records nonlinearity 'relu', but an LSTM has fixed sigmoid/tanh gates"):
         build_model(RunConfig(cell="lstm", weights=str(tmp_path / "lstm.npz"), steps=3))
 
 

@@ -292,15 +292,15 @@ def test_a_disk_that_fills_up_mid_sweep_is_one_line_and_the_sweep_resumes(tmp_pa
 
 def test_a_disk_that_fills_up_while_merging_leaves_no_tables(tmp_path, monkeypatch, capsys, reference):
     spec, out = write_spec(tmp_path), tmp_path / "out"
-    real_write, written = sweep_module.write_csv, []
+    real_write, written = sweep_module._write_table, []
 
-    def write_csv(path, table):
+    def write_table(path, table):
         if written:
             raise sweep_module.WriteFailed(path, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
         written.append(path)
         return real_write(path, table)
 
-    monkeypatch.setattr(sweep_module, "write_csv", write_csv)
+    monkeypatch.setattr(sweep_module, "_write_table", write_table)
     code, _, stderr = gradlab(capsys, "sweep", spec, "--out", out, "-q")
     assert code == 2 and "6 of 6 runs are kept" in stderr and written
     assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "parts"]
