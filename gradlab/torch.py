@@ -29,7 +29,8 @@ from __future__ import annotations
 import math
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -175,6 +176,11 @@ class Monitor:
     current weights on the probe (with ``lyapunov``, λ₁), rows are appended
     to the CSVs in whole lines and ``manifest.json`` is rewritten
     atomically; :meth:`close` writes ``runs.csv`` and marks the run finished.
+
+    The measurements run in a second (spawned) process while training goes
+    on, so rows and curves reach the files one checkpoint late; starting that
+    process costs a second or two once. Use the monitor as a context manager
+    (or call :meth:`close`) to have everything written.
     """
 
     def __init__(self, model: torch.nn.RNNBase | torch.nn.RNNCellBase, probe: torch.Tensor | npt.ArrayLike,
@@ -195,11 +201,13 @@ class Monitor:
             shutil.rmtree(self.out)
         self.out.mkdir(parents=True)
         self.steps = 0
-        self.rows: list[dict] = []                            # rows not yet written
-        self.last_spectra = {}
+        self.rows: list[dict] = []                            # rows whose spectra are not measured yet
+        self.snapshots: list = []                             # the recurrent blocks of each such row (or None)
         self.started = time.time()
         self.params = [p for m in (model, readout) if m is not None for p in m.parameters()]
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="gradlab-monitor")
+        # The measurements run in a process of their own (spawned: no forked copy of torch's threads), so
+        # neither their BLAS calls nor their Python loops (which hold a thread's GIL) slow the training loop.
+        self._pool = ProcessPoolExecutor(1, mp_context=get_context("spawn"))
         self._measuring = None
         self._write_manifest(finished=False)
         self.checkpoint()          # update 0: the curve of the weights training starts from
@@ -212,23 +220,13 @@ class Monitor:
         with torch.no_grad():
             sq = sum(float((p.grad.double() ** 2).sum()) for p in self.params if p.grad is not None)
         norm = math.sqrt(sq)
-        row = {"step": self.steps, "loss": float(loss.detach() if hasattr(loss, "detach") else loss),
-               "grad_norm": norm, "clipped_grad_norm": norm, "clipped": False, "skipped": False}
-        if (self.steps - 1) % self.spectra_every == 0:
-            self.last_spectra = self._spectra()
-        row.update(self.last_spectra)
-        self.rows.append(row)
+        self.rows.append({"step": self.steps, "loss": float(loss.detach() if hasattr(loss, "detach") else loss),
+                          "grad_norm": norm, "clipped_grad_norm": norm, "clipped": False, "skipped": False})
+        # a copy of the recurrent blocks now; their ρ and σ_max are computed with the next measurement
+        due = (self.steps - 1) % self.spectra_every == 0
+        self.snapshots.append(self._recurrent_blocks() if due else None)
         if self.steps % self.every == 0:
             self.checkpoint()
-
-    def _spectra(self) -> dict:
-        """ρ and σ_max of every n × n recurrent block of the module as it is now."""
-        out, rho, smax = {}, 0.0, 0.0
-        for name, W in self._recurrent_blocks().items():
-            r, s = spectral_radius(W), sigma_max(W)
-            out[f"rho_{name}"], out[f"sigma_max_{name}"] = r, s
-            rho, smax = max(rho, r), max(smax, s)
-        return {"rho": rho, "sigma_max": smax, **out}
 
     def _recurrent_blocks(self) -> dict[str, np.ndarray]:
         state = {k: v for k, v in self.model.state_dict().items() if k.startswith("weight_hh")}
@@ -236,7 +234,7 @@ class Monitor:
         gates = {"lstm": "ifgo", "gru": "rzn"}.get(cell.name)
         blocks = {}
         for key, W in state.items():
-            W = W.detach().cpu().double().numpy()
+            W = W.detach().cpu().double().numpy().copy()
             layer = key.removeprefix("weight_hh")
             n = W.shape[1]
             if gates is None:
@@ -247,41 +245,32 @@ class Monitor:
 
     # -- every `every` updates
     def checkpoint(self) -> None:
-        """Append the pending rows, and measure the curve of the weights as they are now on the probe.
+        """Hand the weights as they are now, and the pending rows' recurrent blocks, to the measuring process.
 
-        The weights are copied here; the measurement (a forward pass over the
-        probe and the Jacobian products, the costly part) runs on a second
-        thread while training goes on (numpy's BLAS releases the GIL), one at
-        a time and in order: the next checkpoint, or :meth:`close`, waits for it.
+        The previous measurement's results (its curve, its rows with their ρ
+        and σ_max) are written first: rows reach ``training.csv`` one
+        checkpoint late, the folder is complete after :meth:`close`.
         """
-        if self.rows:
-            self._append("training.csv", pd.DataFrame(self.rows))
-            self.rows = []
         network = from_torch(self.model, self.readout)      # a float64 copy: training may go on
-        self._wait()
-        self._measuring = self._pool.submit(self._measure, network, self.steps)
+        self._collect()
+        rows, snapshots, self.rows, self.snapshots = self.rows, self.snapshots, [], []
+        self._measuring = self._pool.submit(measure_checkpoint, network, self.probe, self.steps, snapshots), rows
 
-    def _measure(self, network, step: int) -> None:
-        from .experiments.runner import network_model
-
-        model = network_model(network, self.probe)
-        trace = network.cell.forward(network.params, model.x)
-        if hasattr(network.cell, "step_matrix"):      # the a-priori bound (σ_max γ_h)^(T−k), cheap
-            bound = step_bound(network.cell, network.params, trace)
-            factor, rate = bound.factor, bound.rate
-        else:                                        # max_t ‖J_t‖ would cost an SVD per step and sequence
-            factor, rate = math.nan, math.nan
-        curve = norms_by_lag(norms_table(jacobian_norms(trace, "last", workers=1), factor, rate))
-        curve.insert(0, "step", step)
-        curve["lyapunov"] = float(np.mean(largest_lyapunov(trace)))
+    def _collect(self) -> None:
+        """Wait for the measurement in flight and write what it measured; its error, if any, is raised here."""
+        if self._measuring is None:
+            return
+        (future, rows), self._measuring = self._measuring, None
+        curve, spectra = future.result()
+        last = getattr(self, "_last_spectra", {})
+        for row, s in zip(rows, spectra):
+            last = s if s is not None else last
+            row.update(last)
+        self._last_spectra = last
+        if rows:
+            self._append("training.csv", pd.DataFrame(rows))
         self._append("jacobians.csv", curve)
         self._write_manifest(finished=False)
-
-    def _wait(self) -> None:
-        """Wait for the measurement in flight; its error, if any, is raised here."""
-        if self._measuring is not None:
-            future, self._measuring = self._measuring, None
-            future.result()
 
     def _append(self, name: str, table: pd.DataFrame) -> None:
         """Append whole lines (one write call), with the header when the file is new."""
@@ -312,7 +301,7 @@ class Monitor:
         """Measure once more, write everything still pending and ``runs.csv``; the folder is then complete."""
         if self.steps % self.every or self.rows:
             self.checkpoint()
-        self._wait()
+        self._collect()
         self._pool.shutdown()
         training = pd.read_csv(self.out / "training.csv") if (self.out / "training.csv").exists() else pd.DataFrame()
         jac = pd.read_csv(self.out / "jacobians.csv")
@@ -335,9 +324,41 @@ class Monitor:
     def __exit__(self, *exc: object) -> Literal[False]:
         if exc[0] is None:
             self.close()
-        else:                       # the loop failed: let the measurement in flight finish, keep what was written
-            self._pool.shutdown(wait=True)
+        else:                       # the loop failed: keep what was written, stop the measuring process
+            self._pool.shutdown(wait=True, cancel_futures=True)
         return False
+
+
+def block_spectra(blocks: dict[str, np.ndarray]) -> dict:
+    """ρ and σ_max of every n × n recurrent block, and the largest of each (``rho``, ``sigma_max``)."""
+    out, rho, smax = {}, 0.0, 0.0
+    for name, W in blocks.items():
+        r, s = spectral_radius(W), sigma_max(W)
+        out[f"rho_{name}"], out[f"sigma_max_{name}"] = r, s
+        rho, smax = max(rho, r), max(smax, s)
+    return {"rho": rho, "sigma_max": smax, **out}
+
+
+def measure_checkpoint(network, probe: np.ndarray, step: int, snapshots: list) -> tuple[pd.DataFrame, list]:
+    """What the monitor's measuring process computes at a checkpoint: the curve ‖∂s_T/∂s_k‖ and λ₁ of
+    ``network`` on the probe, and the block spectra of each snapshot (None stays None)."""
+    from threadpoolctl import threadpool_limits
+
+    from .experiments.runner import network_model
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        model = network_model(network, probe)
+        trace = network.cell.forward(network.params, model.x)
+        if hasattr(network.cell, "step_matrix"):      # the a-priori bound (σ_max γ_h)^(T−k), cheap
+            bound = step_bound(network.cell, network.params, trace)
+            factor, rate = bound.factor, bound.rate
+        else:                                        # max_t ‖J_t‖ would cost an SVD per step and sequence
+            factor, rate = math.nan, math.nan
+        curve = norms_by_lag(norms_table(jacobian_norms(trace, "last", workers=1), factor, rate))
+        curve.insert(0, "step", step)
+        curve["lyapunov"] = float(np.mean(largest_lyapunov(trace)))
+        spectra = [None if s is None else block_spectra(s) for s in snapshots]
+    return curve, spectra
 
 
 __all__ = ["Monitor", "from_torch", "read_state_dict"]

@@ -101,7 +101,7 @@ def test_fixed_points_command_trains_searches_writes_and_resumes(tmp_path, capsy
     assert code == 0 and stderr == ""
     lines = stdout.splitlines()
     assert re.match(r"trained 10 updates: held-out mse \S+ \(chance 1\), (not solved|solved at update \d+)$", lines[0])
-    assert re.match(r"\d+ points under x = 0 \(\d+ fixed, \d+ slow\): \d+ stable, \d+ saddles?, \d+ repellers?; "
+    assert re.match(r"\d+ points? under x = 0 \(\d+ fixed, \d+ slow\): \d+ stable, \d+ saddles?, \d+ repellers?; "
                     r"12 starts: \d+ fixed, \d+ slow, \d+ not converged, \d+ non-finite$", lines[1])
     assert lines[2].startswith("wrote fixed_point_eigenvalues.csv, fixed_point_starts.csv, fixed_points.csv, "
                                "runs.csv, trajectories.csv and manifest.json")
