@@ -515,16 +515,18 @@ def test_pipeline_set_while_the_producer_waits_for_a_buffer_ends_the_wait():
     as soon as that item ends, and the waiting items are skipped."""
     stop, gate, done = threading.Event(), threading.Event(), []
 
-    def consume(b, item):
-        gate.wait()                                 # item 0 runs until the event is set
-        done.append(item)
-
     def cancel():
         stop.set()
         gate.set()
 
     timer = threading.Timer(0.2, cancel)
-    timer.start()
+
+    def consume(b, item):
+        if item == 0:
+            timer.start()                           # the event is set while item 0 runs
+        gate.wait()                                 # item 0 runs until the event is set
+        done.append(item)
+
     with pytest.raises(CancelledError):
         run_pipeline(consume, range(10), buffers=2, stop=stop)
     timer.join()
@@ -533,9 +535,10 @@ def test_pipeline_set_while_the_producer_waits_for_a_buffer_ends_the_wait():
 
 def test_pipeline_interrupted_in_the_producer_skips_the_rest_and_leaves_no_thread():
     """Ctrl-C in the producer while the consumer works on item 0: items 1, 2 are never consumed."""
-    gate, done = threading.Event(), []
+    started, gate, done = threading.Event(), threading.Event(), []
 
     def consume(b, item):
+        started.set()
         gate.wait()
         done.append(item)
 
@@ -546,6 +549,7 @@ def test_pipeline_interrupted_in_the_producer_skips_the_rest_and_leaves_no_threa
             for item in range(3):
                 b = pipe.next_buffer()
                 pipe.put(b, b, item)
+            assert started.wait(10)                 # the consumer is inside item 0 (a busy machine may be slow)
             timer.start()
             raise KeyboardInterrupt
     timer.join()
