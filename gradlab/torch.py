@@ -28,8 +28,11 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from multiprocessing import get_context
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -205,6 +208,7 @@ class Monitor:
         self.snapshots: list = []                             # the recurrent blocks of each such row (or None)
         self.started = time.time()
         self.params = [p for m in (model, readout) if m is not None for p in m.parameters()]
+        self.code = code_fingerprint()                        # the code as training starts (hashing is not free)
         # The measurements run in a process of their own (spawned: no forked copy of torch's threads), so
         # neither their BLAS calls nor their Python loops (which hold a thread's GIL) slow the training loop.
         self._pool = ProcessPoolExecutor(1, mp_context=get_context("spawn"))
@@ -254,7 +258,9 @@ class Monitor:
         network = from_torch(self.model, self.readout)      # a float64 copy: training may go on
         self._collect()
         rows, snapshots, self.rows, self.snapshots = self.rows, self.snapshots, [], []
-        self._measuring = self._pool.submit(measure_checkpoint, network, self.probe, self.steps, snapshots), rows
+        with _main_module_hidden():                         # the first submit starts the process
+            future = self._pool.submit(measure_checkpoint, network, self.probe, self.steps, snapshots)
+        self._measuring = future, rows
 
     def _collect(self) -> None:
         """Wait for the measurement in flight and write what it measured; its error, if any, is raised here."""
@@ -294,7 +300,7 @@ class Monitor:
         config = {"source": n.source, "cell": n.cell.name, "layers": getattr(n.cell, "L", 1),
                   "hidden": n.params.n, "inputs": n.params.d, "every": self.every,
                   "spectra_every": self.spectra_every, "probe_shape": list(self.probe.shape)}
-        write_json(self.out / "manifest.json", manifest("train", config, code=code_fingerprint(),
+        write_json(self.out / "manifest.json", manifest("train", config, code=self.code,
                                                         monitor={"updates": self.steps, "finished": finished}))
 
     def close(self) -> Path:
@@ -327,6 +333,28 @@ class Monitor:
         else:                       # the loop failed: keep what was written, stop the measuring process
             self._pool.shutdown(wait=True, cancel_futures=True)
         return False
+
+
+@contextmanager
+def _main_module_hidden() -> Iterator[None]:
+    """Start processes without the parent's ``__main__``.
+
+    A spawned child runs the parent's main script again (as ``__mp_main__``,
+    to find functions pickled from it); the measuring process needs only
+    gradlab, and a user's training script without an ``if __name__ ==
+    "__main__":`` guard would otherwise train a second time in it, or fail.
+    """
+    main = sys.modules["__main__"]
+    spec, had_file, file = getattr(main, "__spec__", None), hasattr(main, "__file__"), getattr(main, "__file__", None)
+    main.__spec__ = None
+    if had_file:
+        del main.__file__
+    try:
+        yield
+    finally:
+        main.__spec__ = spec
+        if had_file:
+            main.__file__ = file
 
 
 def block_spectra(blocks: dict[str, np.ndarray]) -> dict:

@@ -177,6 +177,37 @@ def test_the_monitor_records_the_users_own_loop(torch, tmp_path):
     assert pd.read_csv(tmp_path / "mon" / "runs.csv")["updates_done"].item() == 12
 
 
+UNGUARDED_SCRIPT = """
+import numpy as np, torch
+import gradlab as gl
+print("script body ran", flush=True)
+torch.manual_seed(0)
+rnn = torch.nn.RNN(2, 4, batch_first=True, dtype=torch.float64)
+task, rng = gl.get_task("adding"), np.random.default_rng(0)
+with gl.torch.Monitor(rnn, probe=torch.tensor(task.batch(2, 6, rng).x), out={out!r}, every=2) as monitor:
+    for _ in range(3):
+        out, _ = rnn(torch.tensor(task.batch(4, 6, rng).x))
+        loss = out[:, -1].pow(2).mean()
+        loss.backward()
+        monitor.step(loss)
+"""
+
+
+def test_the_monitor_works_from_a_script_without_a_main_guard(torch, tmp_path):
+    """The measuring process is spawned: it must not run the user's script again (most training scripts
+    have no `if __name__ == "__main__":`), nor fail for it."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "train.py"
+    script.write_text(UNGUARDED_SCRIPT.format(out=str(tmp_path / "mon")))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("script body ran") == 1
+    assert json.loads((tmp_path / "mon" / "manifest.json").read_text())["monitor"] == {"updates": 3,
+                                                                                      "finished": True}
+
+
 def test_the_analysis_of_a_live_module_is_written_like_a_run(torch, tmp_path):
     import json
 
