@@ -123,6 +123,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=30)
     ap.add_argument("--cells", default="rnn,lstm,gru")
     args = ap.parse_args()
+    # torch's OpenMP threads spin for a while after its 2-thread contender: on two cores that CPU is taken
+    # from whatever runs next (gradlab). Passive waiting, set before torch starts OpenMP, keeps it out.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch
 
     print(f"n={n}, T={T}, batch={B}, float64, {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}, "
