@@ -483,8 +483,11 @@ def test_ctrl_c_while_the_command_is_still_importing_is_one_line_and_no_tracebac
         out.mkdir()
         # Unbuffered: a buffered reader would read ahead, and communicate() (which reads the pipe
         # itself) would then miss the lines it held, splitting one mid-line.
+        # SIGINT as a terminal leaves it: a job started in the background (`cmd &`, nohup) inherits it
+        # ignored, and Python then installs no KeyboardInterrupt handler at all.
         proc = subprocess.Popen([sys.executable, "-X", "importtime", *command, "run", "--steps", "2000", "--out", "o"],
-                                cwd=out, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
+                                cwd=out, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         try:
             imported = []
             for line in iter(proc.stderr.readline, b""):
