@@ -33,6 +33,8 @@ def plot_loss_and_grad_norm(training: pd.DataFrame, ax=None):
     twin.set_yscale("log")
     twin.set_ylabel(r"$\|g\|_2$", color="#D55E00")
     twin.tick_params(axis="y", colors="#D55E00")
+    ax.set_zorder(twin.get_zorder() + 1)           # the loss in front of the (noisier) gradient norm
+    ax.patch.set_visible(False)
     return ax
 
 
@@ -50,7 +52,11 @@ def plot_block_radii(training: pd.DataFrame, ax=None):
     ax.set_xlabel("update")
     ax.set_ylabel(r"$\rho$ of each recurrent block")
     if len(blocks) > 1:
-        ax.legend(fontsize="xx-small", ncols=2, loc="best", title="gate, layer", title_fontsize="xx-small")
+        # room above the curves for the legend (rows of two entries), so that it hides none of them
+        rows = -(-len(blocks) // 2) + 1
+        lo, hi = ax.get_ylim()
+        ax.set_ylim(lo, hi + (hi - lo) * min(0.06 * rows / (1 - 0.06 * rows), 2.0))
+        ax.legend(fontsize="xx-small", ncols=2, loc="upper center", title="gate, layer", title_fontsize="xx-small")
     return ax
 
 
