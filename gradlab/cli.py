@@ -86,7 +86,7 @@ def model_options(f):
         click.option("--weights", type=click.Path(dir_okay=False), default=None,
                      help="Analyse these weights instead of random ones: a PyTorch nn.RNN (nn.LSTM/nn.GRU with "
                           "--cell) state dict saved by numpy.savez (weight_ih_l0, weight_hh_l0, ...) or torch.save (.pt); "
-                          "it sets n and d, so --hidden, --inputs, --init and --radius are not used "
+                          "it sets n and d, so --hidden, --inputs, --init, --radius, --scale-by and --input-scale are refused with it "
                           "(without fc.weight the read-out is random, m = --outputs; the summary says so)."),
         click.option("--input-seq", type=click.Path(dir_okay=False), default=None,
                      help="Use these inputs: .npy, (T, d) or (B, T, d) floats, or (T,) / (B, T) token ids; "
@@ -125,8 +125,15 @@ def config_from(options: dict, **extra) -> RunConfig:
     """
     names = {f.name for f in dataclasses.fields(RunConfig)}
     values = {k: v for k, v in options.items() if k in names}
-    if values.get("weights") is not None and _defaulted("activation"):
-        values["activation"] = None
+    if values.get("weights") is not None:
+        # the file sets the network: an option that would shape a random one must not pass unnoticed
+        unused = [_option_name(n) for n in ("hidden", "inputs", "init", "radius", "scale_by", "input_scale")
+                  if n in options and not _defaulted(n)]
+        if unused:
+            raise GradlabError(f"--weights sets the network, so {', '.join(unused)} would not be used; "
+                               "leave {} out".format("it" if len(unused) == 1 else "them"))
+        if _defaulted("activation"):
+            values["activation"] = None
     return RunConfig(**values, **extra)
 
 

@@ -108,7 +108,8 @@ def test_run_with_weights_and_input_files(tmp_path, capsys):
                                           ("gru", {"weight_ih_l0": (15, 3), "weight_hh_l0": (15, 5)})])
 def test_a_weights_run_manifest_records_what_was_analysed(tmp_path, capsys, cell, shapes):
     """--init/--radius/--scale-by/--input-scale (and --hidden/--inputs) shape random weights only: with a
-    weights file the manifest recorded them as if used. It records the file and its digest instead."""
+    weights file the manifest recorded their defaults as if used. It records the file and its digest instead
+    (given on the command line with --weights, they are refused)."""
     import hashlib
 
     from gradlab.plots.data import load_table, run_parameters
@@ -118,8 +119,7 @@ def test_a_weights_run_manifest_records_what_was_analysed(tmp_path, capsys, cell
     np.save(tmp_path / "x.npy", rng.standard_normal((2, 7, 3)))
     out = tmp_path / "mine"
     code, _, err = gradlab(capsys, "run", "--cell", cell, "--weights", tmp_path / "w.npz", "--input-seq",
-                           tmp_path / "x.npy", "--init", "orthogonal", "--radius", "2.5", "--scale-by", "sigma_max",
-                           "--input-scale", "3", "--hidden", "99", "--inputs", "8", "--activation", "tanh", "--out", out)
+                           tmp_path / "x.npy", "--activation", "tanh", "--out", out)
     assert code == 0, err
     manifest = json.loads((out / "manifest.json").read_text())
     config = manifest["config"]
@@ -152,14 +152,28 @@ def test_a_random_run_manifest_keeps_its_init_and_names_no_files(tmp_path, capsy
 def test_check_with_weights_does_not_print_an_init_or_radius_it_did_not_use(tmp_path, capsys):
     p = gl.init_params(2, 2, 2, radius=0.7, rng=np.random.default_rng(0))
     gl.save_weights(tmp_path / "w.npz", p, activation="tanh")
-    code, stdout, _ = gradlab(capsys, "check", "--weights", tmp_path / "w.npz", "--steps", "3", "--batch", "1",
-                              "--radius", "2.5", "--init", "orthogonal")
+    code, stdout, _ = gradlab(capsys, "check", "--weights", tmp_path / "w.npz", "--steps", "3", "--batch", "1")
     header = stdout.splitlines()[0]
     assert code == 0 and "n=2 d=2" in header and "w.npz" in header
-    assert "orthogonal" not in header and "2.5" not in header
+    assert "gaussian" not in header and "ρ=1" not in header
     code, stdout, _ = gradlab(capsys, "check", "--hidden", "2", "--steps", "3", "--radius", "2.5",
                               "--scale-by", "sigma_max")
     assert "σ_max=2.5" in stdout.splitlines()[0] and "ρ=" not in stdout.splitlines()[0]
+
+
+@pytest.mark.parametrize("command", ["run", "check"])
+def test_options_that_a_weights_file_overrides_are_refused_not_ignored(tmp_path, capsys, command):
+    """`--weights F --radius 2` used to analyse F's own W_hh as if --radius had been applied."""
+    gl.save_weights(tmp_path / "w.npz", gl.init_params(3, 2, 2, rng=np.random.default_rng(0)), activation="tanh")
+    out = ["--out", tmp_path / "out"] if command == "run" else []
+    code, stdout, stderr = gradlab(capsys, command, "--weights", tmp_path / "w.npz", "--steps", "3", "--radius", "2",
+                                   "--hidden", "3", "--input-scale", "3", *out)
+    assert code == 2 and stdout == ""
+    assert stderr == "Error: --weights sets the network, so --hidden, --radius, --input-scale would not be used; leave them out\n"
+    assert not (tmp_path / "out").exists()
+    code, _, stderr = gradlab(capsys, command, "--weights", tmp_path / "w.npz", "--steps", "3", "--scale-by",
+                              "sigma_max", *out)
+    assert code == 2 and "so --scale-by would not be used; leave it out" in stderr
 
 
 @pytest.mark.parametrize("activation, radius", [("sigmoid", 1.0), ("linear", 3.0)])
@@ -420,7 +434,7 @@ def test_version_and_help_in_process(capsys):
 def test_run_help_says_what_weights_and_scale_by_change(capsys):
     help_ = " ".join(gradlab(capsys, "run", "--help")[1].split())
     assert "(σ_max with --scale-by sigma_max)" in help_              # --radius is not always ρ
-    assert "it sets n and d, so --hidden, --inputs, --init and --radius are not used" in help_
+    assert "it sets n and d, so --hidden, --inputs, --init, --radius, --scale-by and --input-scale are refused with it" in help_
     assert "cell_state.csv" in help_ and "it sets T and B" in help_
 
 
