@@ -170,9 +170,10 @@ class StackedTrace(StateTrace):
         out[..., self.offsets[-1]:self.offsets[-1] + g_h.shape[-1]] = g_h
         return out
 
-    def kink_sides(self):
+    def kink_sides(self) -> np.ndarray | None:
+        """Each layer's kink sides stacked, (L, B, T, n); None when φ has no kinks (every layer shares it)."""
         sides = [tr.kink_sides() for tr in self.layers]
-        return None if all(s is None for s in sides) else [s for s in sides]
+        return None if any(s is None for s in sides) else np.stack(sides)
 
 
 @dataclass(frozen=True)

@@ -139,3 +139,17 @@ def test_gradlab_check_and_train_take_layers(capsys):
     r = gl.train(gl.TrainConfig(task="adding", cell="lstm", layers=2, steps=8, hidden=5, updates=5, eval_batch=8,
                                 eval_every=5, optimizer="adam", lr=0.01))
     assert r.tables["training"]["skipped"].sum() == 0
+
+
+def test_a_stacks_kink_sides_are_each_layers_sides_as_one_array():
+    """The gradient check compares kink sides of perturbed and unperturbed passes; a stack's are (L, B, T, n)."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 5, 3))
+    relu = make_cell("rnn", "relu", layers=3)
+    trace = relu.forward(relu.init_params(4, 3, 2, rng=rng), x)
+    sides = trace.kink_sides()
+    assert isinstance(sides, np.ndarray) and sides.shape == (3, 2, 5, 4)
+    for layer, tr in enumerate(trace.layers):
+        np.testing.assert_array_equal(sides[layer], (tr.a > 0).astype(np.int8))
+    tanh = make_cell("rnn", "tanh", layers=2)
+    assert tanh.forward(tanh.init_params(4, 3, 2, rng=rng), x).kink_sides() is None
