@@ -42,9 +42,10 @@ import pandas as pd
 
 from .analysis.jacobian_norms import jacobian_norms
 from .analysis.lyapunov import largest_lyapunov
-from .analysis.spectrum import sigma_max, spectral_radius, step_bound
+from .analysis.spectrum import block_spectra, step_bound
 from .analysis.tables import norms_by_lag, norms_table
 from .cells import make_cell
+from .cells.gated import GATES
 from .errors import GradlabError, PathLike, check_positive_int
 from .experiments.runner import Network
 from .io.files import read_torch_state_dict
@@ -206,6 +207,7 @@ class Monitor:
         self.steps = 0
         self.rows: list[dict] = []                            # rows whose spectra are not measured yet
         self.snapshots: list = []                             # the recurrent blocks of each such row (or None)
+        self._last_spectra: dict = {}                         # spectra of the last measured snapshot
         self.started = time.time()
         self.params = [p for m in (model, readout) if m is not None for p in m.parameters()]
         self.code = code_fingerprint()                        # the code as training starts (hashing is not free)
@@ -235,7 +237,7 @@ class Monitor:
     def _recurrent_blocks(self) -> dict[str, np.ndarray]:
         state = {k: v for k, v in self.model.state_dict().items() if k.startswith("weight_hh")}
         cell = self.network.cell
-        gates = {"lstm": "ifgo", "gru": "rzn"}.get(cell.name)
+        gates = GATES.get(cell.name)
         blocks = {}
         for key, W in state.items():
             W = W.detach().cpu().double().numpy().copy()
@@ -268,11 +270,9 @@ class Monitor:
             return
         (future, rows), self._measuring = self._measuring, None
         curve, spectra = future.result()
-        last = getattr(self, "_last_spectra", {})
-        for row, s in zip(rows, spectra):
-            last = s if s is not None else last
-            row.update(last)
-        self._last_spectra = last
+        for row, s in zip(rows, spectra):             # a row without a snapshot repeats the last spectra
+            self._last_spectra = s if s is not None else self._last_spectra
+            row.update(self._last_spectra)
         if rows:
             self._append("training.csv", pd.DataFrame(rows))
         self._append("jacobians.csv", curve)
@@ -355,16 +355,6 @@ def _main_module_hidden() -> Iterator[None]:
         main.__spec__ = spec
         if had_file:
             main.__file__ = file
-
-
-def block_spectra(blocks: dict[str, np.ndarray]) -> dict:
-    """ρ and σ_max of every n × n recurrent block, and the largest of each (``rho``, ``sigma_max``)."""
-    out, rho, smax = {}, 0.0, 0.0
-    for name, W in blocks.items():
-        r, s = spectral_radius(W), sigma_max(W)
-        out[f"rho_{name}"], out[f"sigma_max_{name}"] = r, s
-        rho, smax = max(rho, r), max(smax, s)
-    return {"rho": rho, "sigma_max": smax, **out}
 
 
 def measure_checkpoint(network, probe: np.ndarray, step: int, snapshots: list) -> tuple[pd.DataFrame, list]:

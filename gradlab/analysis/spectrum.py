@@ -16,7 +16,7 @@ import pandas as pd
 from ..cells.init import sigma_max, spectral_radius  # defined with the initialisers that set them exactly
 
 __all__ = ["eigenvalues", "singular_values", "spectral_radius", "sigma_max", "log_bound", "log_rate",
-           "spectrum_table", "StepBound", "step_bound", "gamma_h", "recurrent_spectral_scale"]
+           "spectrum_table", "StepBound", "step_bound", "gamma_h", "block_spectra", "recurrent_spectral_scale"]
 
 
 def eigenvalues(W: np.ndarray) -> np.ndarray:
@@ -105,7 +105,18 @@ def step_bound(cell, params, trace) -> StepBound:
     return StepBound(smax, float("nan"), float("nan"), "J_T", trace.jacobian(trace.T)[0])
 
 
+def block_spectra(blocks: dict[str, np.ndarray]) -> dict[str, float]:
+    """ρ and σ_max of every n × n recurrent block (``rho_<name>``, ``sigma_max_<name>``) and the largest of
+    each (``rho``, ``sigma_max``)."""
+    out, rho, smax = {}, 0.0, 0.0
+    for name, W in blocks.items():
+        r, s = spectral_radius(W), sigma_max(W)
+        out[f"rho_{name}"], out[f"sigma_max_{name}"] = r, s
+        rho, smax = max(rho, r), max(smax, s)
+    return {"rho": rho, "sigma_max": smax, **out}
+
+
 def recurrent_spectral_scale(cell, params) -> tuple[float, float]:
     """(ρ, σ_max) of the recurrent weights: of W_hh, or the largest over a gated cell's n × n gate blocks."""
-    blocks = list(cell.recurrent_blocks(params).values())
-    return max(spectral_radius(W) for W in blocks), max(sigma_max(W) for W in blocks)
+    spectra = block_spectra(cell.recurrent_blocks(params))
+    return spectra["rho"], spectra["sigma_max"]

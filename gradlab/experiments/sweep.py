@@ -72,7 +72,7 @@ from .kinds import KINDS, get_kind
 from ..io.files import file_sha256
 from ..io.results import (FolderRefused, WriteFailed, check_new_folder, claim_folder, code_fingerprint, code_label,
                           manifest, release_inherited_locks, replaced_folder, same_code, write_csv, write_errors,
-                          write_json, write_results, write_tables, render_csv, write_rendered, atomic_write_text)
+                          write_json, write_results, render_csv, write_rendered, atomic_write_text)
 
 try:
     import tomllib
@@ -747,11 +747,17 @@ def _csv_rows(data: bytes) -> int | None:
     if b'"' not in data:                       # no quoted field, so no newline inside one
         return max(lines - 1, 0)
     try:
-        return len(pd.read_csv(io.BytesIO(data), keep_default_na=False, na_values=[""]))
-    except pd.errors.EmptyDataError:
-        return 0
+        return len(_parse_csv(data))
     except ValueError:
         return None
+
+
+def _parse_csv(data: bytes) -> pd.DataFrame:
+    """A part's CSV as a table (empty cells NaN, no other NA strings); an empty file is an empty table."""
+    try:
+        return pd.read_csv(io.BytesIO(data), keep_default_na=False, na_values=[""])
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
 
 
 def _write_table(path: Path, table: pd.DataFrame | bytes) -> None:
@@ -768,13 +774,7 @@ def _concat_csv(pieces: list[bytes]) -> pd.DataFrame | bytes:
     headers = {piece.split(b"\n", 1)[0] for piece in pieces}
     if len(headers) == 1:
         return pieces[0].split(b"\n", 1)[0] + b"\n" + b"".join(piece.split(b"\n", 1)[1] for piece in pieces)
-    frames = []
-    for piece in pieces:
-        try:
-            frames.append(pd.read_csv(io.BytesIO(piece), keep_default_na=False, na_values=[""]))
-        except pd.errors.EmptyDataError:
-            frames.append(pd.DataFrame())
-    return pd.concat(frames, ignore_index=True)
+    return pd.concat([_parse_csv(piece) for piece in pieces], ignore_index=True)
 
 
 # ---------------------------------------------------------------- executing runs

@@ -12,7 +12,6 @@ they vanish.
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 
 from ..errors import GradlabError
