@@ -567,7 +567,7 @@ def results_folder(out, force: bool = False, reads=()):
 
 def write_tables(folder: Path, tables: dict) -> dict:
     """Write each table as ``folder/<name>.csv``; return ``{file name: {"rows", "sha256"}}`` (:func:`write_csv`)."""
-    return write_rendered(folder, {name: (render_csv(table), len(table)) for name, table in tables.items()})
+    return {f"{name}.csv": write_csv(Path(folder) / f"{name}.csv", table) for name, table in tables.items()}
 
 
 def write_rendered(folder: Path, rendered: dict) -> dict:
